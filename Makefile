@@ -1,0 +1,38 @@
+# Two commands for a fresh machine:  make demo   and   make test
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+DEMO_OUT := demo-out
+
+.PHONY: demo test bench clean
+
+$(PY):
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
+	$(PYTHON) -m venv $(VENV)
+
+# The edge runtime alone: numpy, pillow, LiteRT.
+$(VENV)/.edge: pyproject.toml constraints.txt | $(PY)
+	$(PIP) install -c constraints.txt -e ".[edge]"
+	touch $@
+
+# Everything the tests exercise: both interpreters, TensorFlow (to build test models), pytest.
+$(VENV)/.test: pyproject.toml constraints.txt $(VENV)/.edge
+	$(PIP) install -c constraints.txt -e ".[edge,edge-legacy,converter,dev]"
+	touch $@
+
+demo: $(VENV)/.edge
+	@mkdir -p $(DEMO_OUT)
+	@echo "== nv-edge classify on the shipped samples with the shipped default model (offline) =="
+	$(VENV)/bin/nv-edge classify samples/ --format table --device demo
+	$(VENV)/bin/nv-edge classify samples/ --device demo > $(DEMO_OUT)/detections.jsonl
+	@echo "== JSON records written to $(DEMO_OUT)/detections.jsonl =="
+
+test: $(VENV)/.test
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.test
+	$(PY) bench/image_pipeline.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

@@ -1,0 +1,1 @@
+"""NatureVision base station: receives detections over MQTT, stores them, lists and exports them."""

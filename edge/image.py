@@ -1,0 +1,139 @@
+"""Image pipeline: encoded bytes or a file -> an upright RGB picture -> model input tensors.
+
+The converter imports `prepare_tile` and `normalise` so that training sees exactly what the
+edge sees. JPEGs are decoded at a reduced scale (`Image.draft`) when the model needs fewer
+pixels than the file has, which is most of the cost of a large camera frame.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from edge.bundle import InputSpec
+
+# Formats a field unit is expected to see; anything else is refused before a decoder runs.
+FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "TIFF")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff")
+DEFAULT_MAX_PIXELS = 64_000_000  # an 8000 x 8000 frame; decoded RGB is ~190 MB
+DEFAULT_MAX_BYTES = 200 * 1024 * 1024
+_RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "nearest": Image.Resampling.NEAREST, "bicubic": Image.Resampling.BICUBIC}
+
+
+class ImageError(Exception):
+    """A frame that cannot be used; the message says why (the caller adds the file name)."""
+
+
+@dataclass
+class Frame:
+    image: Image.Image  # upright RGB, possibly decoded at a reduced scale
+    width: int  # upright size of the original frame, in source pixels
+    height: int
+    scale: float  # image pixels per source pixel (1.0, or 1/2, 1/4, 1/8 after a JPEG draft)
+    format: str
+    exif: Image.Exif
+
+
+def open_frame(
+    source: str | Path | bytes,
+    *,
+    min_scale: float = 1.0,
+    min_size: tuple[int, int] = (1, 1),
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Frame:
+    """Decode a frame, upright. A JPEG may come back reduced, but never below `min_scale` of its
+    source size, nor below `min_size` (upright width, height)."""
+    if isinstance(source, (bytes, bytearray)):
+        size = len(source)
+        stream = io.BytesIO(source)
+    else:
+        try:
+            size = Path(source).stat().st_size
+        except OSError as exc:
+            raise ImageError(f"cannot read file: {exc.strerror or exc}") from None
+        stream = None
+    if size == 0:
+        raise ImageError("empty file (0 bytes)")
+    if size > max_bytes:
+        raise ImageError(f"file is {size:,} bytes, above the limit of {max_bytes:,}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies below
+            img = Image.open(stream if stream is not None else source, formats=FORMATS)
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"image too large: {exc}") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"not an image this runtime reads ({', '.join(FORMATS)})") from None
+    except OSError as exc:
+        raise ImageError(f"cannot read file: {exc}") from None
+    try:
+        return _decode(img, min_scale=min_scale, min_size=min_size, max_pixels=max_pixels)
+    finally:
+        img.close()
+
+
+def _decode(img: Image.Image, *, min_scale: float, min_size: tuple[int, int], max_pixels: int) -> Frame:
+    stored_w, stored_h = img.size
+    if stored_w * stored_h > max_pixels:
+        raise ImageError(
+            f"image is {stored_w}x{stored_h} = {stored_w * stored_h:,} pixels, above the limit of "
+            f"{max_pixels:,} (a decompression bomb, or raise the limit with --max-pixels)"
+        )
+    fmt = img.format or "unknown"
+    try:
+        exif = img.getexif()
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not cost us the pixels
+        exif = Image.Exif()
+    orientation = exif.get(0x0112, 1)
+    if orientation in (5, 6, 7, 8):  # stored sideways: the upright minimum applies to the other axes
+        min_size = (min_size[1], min_size[0])
+    if fmt in ("JPEG", "MPO") and min_scale < 1.0:
+        want = (max(min_size[0], math.ceil(stored_w * min_scale)), max(min_size[1], math.ceil(stored_h * min_scale)))
+        img.draft(img.mode, want)
+    try:
+        img.load()
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(f"corrupt or truncated image data: {exc}") from None
+    scale = img.size[0] / stored_w
+    if orientation != 1:
+        img = ImageOps.exif_transpose(img)
+    upright_w, upright_h = (stored_h, stored_w) if orientation in (5, 6, 7, 8) else (stored_w, stored_h)
+    return Frame(image=to_rgb(img), width=upright_w, height=upright_h, scale=scale, format=fmt, exif=exif)
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode -> 8-bit RGB. 16-bit greyscale is scaled down, not clipped."""
+    if img.mode == "RGB":
+        return img
+    if img.mode.startswith("I;16"):
+        arr = (np.asarray(img, dtype=np.float32) / 257.0).round().astype(np.uint8)
+        return Image.fromarray(arr, "L").convert("RGB")
+    if img.mode in ("I", "F"):
+        arr = np.clip(np.asarray(img, dtype=np.float32), 0, 255).astype(np.uint8)
+        return Image.fromarray(arr, "L").convert("RGB")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        return img.convert("RGBA").convert("RGB")
+    return img.convert("RGB")
+
+
+def prepare_tile(img: Image.Image, spec: InputSpec, box: tuple[float, float, float, float] | None = None) -> np.ndarray:
+    """Crop `box` (image pixels) and resize to the model's input size: uint8 array (H, W, 3)."""
+    if box is not None:
+        img = img.crop(tuple(int(round(v)) for v in box))
+    if img.size != spec.size:
+        img = img.resize(spec.size, _RESAMPLE[spec.resize])
+    return np.asarray(to_rgb(img), dtype=np.uint8)
+
+
+def normalise(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """uint8 pixels (..., 3) -> float32 (x - mean) / std, as the model was trained."""
+    mean = np.asarray(spec.mean, dtype=np.float32)
+    std = np.asarray(spec.std, dtype=np.float32)
+    return (pixels.astype(np.float32) - mean) / std

@@ -1,0 +1,37 @@
+"""Shared fixtures: tiny real TFLite models, built once per session in a TensorFlow subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("models")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "build_models.py"), str(out)],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert proc.returncode == 0, f"building test models failed:\n{proc.stderr[-3000:]}"
+    return {dtype: out / f"tiny-{dtype}.nvm" for dtype in ("float32", "int8", "uint8")}
+
+
+@pytest.fixture(scope="session")
+def tiny_int8(tiny_models) -> Path:
+    return tiny_models["int8"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_tensorflow_in_test_process():
+    yield
+    assert "tensorflow" not in sys.modules, "a test imported TensorFlow: tflite-runtime breaks after that; use a subprocess"
+
