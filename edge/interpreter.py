@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-BACKENDS = {
-    "litert": "ai_edge_litert.interpreter",
-    "tflite-runtime": "tflite_runtime.interpreter",
-    "tensorflow": "tensorflow.lite",
+BACKENDS = {  # name -> (module to import, attribute path to the Interpreter class)
+    "litert": ("ai_edge_litert.interpreter", "Interpreter"),
+    "tflite-runtime": ("tflite_runtime.interpreter", "Interpreter"),
+    "tensorflow": ("tensorflow", "lite.Interpreter"),  # the package `tensorflow.lite` itself lacks it
 }
 
 
@@ -26,8 +26,11 @@ class BackendError(Exception):
 
 
 def _import_backend(name: str):
-    module = importlib.import_module(BACKENDS[name])
-    return module.Interpreter
+    module_name, path = BACKENDS[name]
+    found = importlib.import_module(module_name)
+    for attr in path.split("."):
+        found = getattr(found, attr)
+    return found
 
 
 def available_backends() -> list[str]:
