@@ -154,10 +154,16 @@ class Runner:
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Run float inputs (already normalised) through the model and return float outputs."""
-        if batch.shape[1:] != self.input.shape[1:]:
-            raise ValueError(f"input batch has shape {batch.shape}, model takes [N, {', '.join(map(str, self.input.shape[1:]))}]")
+        return self.run_raw(quantize(batch, self.input))
+
+    def run_raw(self, batch: np.ndarray) -> np.ndarray:
+        """Run inputs already in the input tensor's type; return float outputs."""
+        if batch.shape[1:] != self.input.shape[1:] or batch.dtype != np.dtype(self.input.dtype):
+            raise ValueError(
+                f"input batch is {batch.dtype}{list(batch.shape)}, model takes {self.input.dtype}[N, {', '.join(map(str, self.input.shape[1:]))}]"
+            )
         if batch.shape[0] != self._batch:
             self._resize(batch.shape[0])
-        self._interpreter.set_tensor(self.input.index, quantize(batch, self.input))
+        self._interpreter.set_tensor(self.input.index, batch)
         self._interpreter.invoke()
         return dequantize(self._interpreter.get_tensor(self.output.index), self.output)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from build_models import SIZE
-from edge.bundle import read_bundle
+from build_models import SIZE, tiny_manifest
+from edge.bundle import read_bundle, write_bundle
 from edge.image import normalise
 from edge.interpreter import BackendError, Runner, TensorInfo, available_backends, dequantize, quantize
 from edge.model import load_model
@@ -106,3 +108,17 @@ def test_normalisation_matches_manifest(tiny_int8):
     spec = read_bundle(tiny_int8).manifest.input
     out = normalise(np.array([[0, 127, 255]], np.uint8).reshape(1, 1, 3), spec)
     np.testing.assert_allclose(out.ravel(), [-1.0, -0.5 / 127.5, 1.0], atol=1e-6)
+
+
+@pytest.mark.parametrize("mean", [(127.5, 127.5, 127.5), (100.0, 127.5, 150.0)])
+@pytest.mark.parametrize("dtype", ["int8", "uint8"])
+def test_pixel_lookup_table_equals_normalise_then_quantize(tiny_models, tmp_path, mean, dtype):
+    path = tmp_path / "m.nvm"
+    manifest = tiny_manifest("m", dtype)
+    write_bundle(path, read_bundle(tiny_models[dtype]).model_bytes, replace(manifest, input=replace(manifest.input, mean=mean)))
+    model = load_model(path)
+    pixels = np.random.default_rng(5).integers(0, 256, (3, SIZE, SIZE, 3), dtype=np.uint8)
+    fast = model.predict(pixels)
+    slow = model.runner.run(normalise(pixels, model.manifest.input))
+    np.testing.assert_array_equal(fast, slow)
+    assert (model._table.ndim == 1) == (len(set(mean)) == 1)
