@@ -7,8 +7,12 @@ Inputs and outputs are (de)quantized from each tensor's own scale and zero-point
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+import os
+import sys
+import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,6 +126,30 @@ def dequantize(values: np.ndarray, info: TensorInfo) -> np.ndarray:
     return ((values.astype(np.float32) - info.zero_point) * info.scale).astype(np.float32)
 
 
+@contextlib.contextmanager
+def native_stderr():
+    """Catch what the interpreter's C++ code writes to fd 2 while a model is opened: its INFO lines
+    ("Created TensorFlow Lite XNNPACK delegate") are dropped, anything else is passed on, and the
+    caller may read the lines to explain a failure."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+
+        def said() -> list[str]:
+            sink.seek(0)
+            return [line for line in sink.read().decode(errors="replace").splitlines() if line.strip()]
+
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield said
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            for line in said():
+                if not line.startswith("INFO:"):
+                    print(line, file=sys.stderr)
+
+
 class Runner:
     """A TFLite model ready to run on float batches: `run(x) -> float outputs`.
 
@@ -132,11 +160,13 @@ class Runner:
     def __init__(self, model_bytes: bytes, backend: str | None = None, num_threads: int | None = None):
         self.backend, interpreter_cls = _select(backend)
         self.backend_version = backend_version(self.backend)
-        try:
-            self._interpreter = interpreter_cls(model_content=model_bytes, num_threads=num_threads)
-            self._interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise BackendError(f"{self.backend} cannot open the model: {exc}") from None
+        with native_stderr() as said:
+            try:
+                self._interpreter = interpreter_cls(model_content=model_bytes, num_threads=num_threads)
+                self._interpreter.allocate_tensors()
+            except (ValueError, RuntimeError) as exc:
+                detail = " ".join(line for line in said() if not line.startswith("INFO:"))[:500]
+                raise BackendError(f"{self.backend} cannot open the model: {exc} {detail}".strip()) from None
         inputs = self._interpreter.get_input_details()
         outputs = self._interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
