@@ -1,0 +1,240 @@
+"""A labelled picture dataset whose groups make leakage impossible.
+
+Input: a folder of class sub-folders, or a folder with `index.csv` (`path,label[,group]`).
+Every picture starts in its given group (or a group of its own). Groups are then merged when
+pictures are
+  - the same pixels (byte-identical decode),
+  - named as augmentations of one source (`x_aug3.png`, `x_flip.png`, `x (2).jpg`, `aug_x_7.png`), or
+  - near-duplicates by perceptual hash, in any flip/rotation (see `converter.phash`).
+Merged groups always land in one split, so copies of one picture never sit on both sides.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import random
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from converter import phash
+from edge.image import IMAGE_SUFFIXES, ImageError, open_frame
+
+SPLITS = ("train", "val", "test")
+# Words that image augmentation tools and people append to copies of a picture.
+_AUG_WORDS = r"aug|augmented|augment|copy|flip|flipped|fliph|flipv|hflip|vflip|mirror|mirrored|rot|rotated|rot90|rot180|rot270|bright|dark|contrast|crop|cropped|zoom|noise|noisy|blur|blurred|shift|transformed"
+_AUG_SUFFIX = re.compile(rf"(?:[ _.\-]+(?:{_AUG_WORDS})(?:[ _\-]?\d+)?|\s*\(\d+\)|[ _\-]copy(?:[ _\-]?\d+)?)$", re.IGNORECASE)
+_AUG_PREFIX = re.compile(rf"^(?:{_AUG_WORDS})[_\-]\d*[_\-]?", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    label: str
+    group: str  # after merging: split by this
+    origin: str = ""  # the group it was given (or its own file name when none was)
+
+
+@dataclass
+class Dataset:
+    root: Path
+    samples: list[Sample]
+    labels: tuple[str, ...]
+    unreadable: list[tuple[Path, str]] = field(default_factory=list)
+    merges: Counter = field(default_factory=Counter)  # reason -> number of unions that joined two groups
+    groups_merged: int = 0  # given groups that were folded into another
+    flat: int = 0  # pictures too flat to hash (checked for exact copies only)
+    sizes: Counter = field(default_factory=Counter)  # (width, height) -> count
+
+    def groups(self) -> dict[str, list[Sample]]:
+        out: dict[str, list[Sample]] = defaultdict(list)
+        for s in self.samples:
+            out[s.group].append(s)
+        return out
+
+    def merged_groups(self) -> dict[str, list[Sample]]:
+        """Groups that the leakage checks built from more than one given group."""
+        return {g: m for g, m in self.groups().items() if len({s.origin for s in m}) > 1}
+
+    @property
+    def tile_px(self) -> int | None:
+        """The common square size of every picture, when there is one (satellite tiles)."""
+        if len(self.sizes) == 1:
+            (w, h), = self.sizes
+            return w if w == h else None
+        return None
+
+
+class DatasetError(Exception):
+    pass
+
+
+def augmentation_stem(name: str) -> str:
+    """`site12_aug3.png` -> `site12`; the stem that copies of one picture share."""
+    stem = Path(name).stem
+    previous = None
+    while previous != stem:
+        previous = stem
+        stem = _AUG_SUFFIX.sub("", stem)
+        stem = _AUG_PREFIX.sub("", stem)
+    return stem.lower() or Path(name).stem.lower()
+
+
+def scan(root: Path) -> list[tuple[Path, str, str | None]]:
+    """(path, label, given group or None) for every picture under root."""
+    index = root / "index.csv"
+    if index.is_file():
+        with open(index, newline="") as fh:
+            reader = csv.DictReader(fh)
+            missing = {"path", "label"} - set(reader.fieldnames or [])
+            if missing:
+                raise DatasetError(f"{index}: missing column(s) {sorted(missing)}; expected path,label[,group]")
+            return [(root / row["path"], row["label"], row.get("group") or None) for row in reader]
+    rows = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("."):
+                rows.append((path, folder.name, None))
+    if not rows:
+        raise DatasetError(f"{root}: no index.csv and no class sub-folders with {'/'.join(IMAGE_SUFFIXES)} files")
+    return rows
+
+
+class _Groups:
+    """Union-find over pictures; remembers why groups were joined."""
+
+    def __init__(self, n: int):
+        self.parent = list(range(n))
+        self.merges: Counter = Counter()
+
+    def find(self, i: int) -> int:
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def union(self, i: int, j: int, reason: str) -> None:
+        a, b = self.find(i), self.find(j)
+        if a != b:
+            self.parent[max(a, b)] = min(a, b)
+            self.merges[reason] += 1
+
+
+def load_dataset(
+    root: Path, *, max_distance: int = 6, min_correlation: float = 0.9, flat_std: float = 4.0, use_hash: bool = True
+) -> Dataset:
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: not a folder")
+    rows = scan(root)
+    readable, unreadable, sizes = [], [], Counter()
+    exact: dict[str, int] = {}
+    all_hashes: list[list[int]] = []
+    greys: list[np.ndarray] = []
+    hashed: list[int] = []
+    groups = _Groups(len(rows))
+    flat = 0
+    for path, label, given in rows:
+        try:
+            frame = open_frame(path)
+        except ImageError as exc:
+            unreadable.append((path, str(exc)))
+            continue
+        i = len(readable)
+        readable.append((path, label, given))
+        sizes[frame.image.size] += 1
+        digest = hashlib.sha256(frame.image.tobytes()).hexdigest()
+        if digest in exact:
+            groups.union(exact[digest], i, "identical pixels")
+        else:
+            exact[digest] = i
+        if use_hash:
+            grey = phash.grey_sample(frame.image)
+            if grey.std() < flat_std:
+                flat += 1  # featureless (cloud, water, dense forest): every such hash looks alike
+            else:
+                hashed.append(i)
+                greys.append(grey.astype(np.float32))
+                all_hashes.append([phash.phash_bits(g) for g in phash.orientations(grey)])
+    groups.parent = groups.parent[: len(readable)]
+    if not readable:
+        raise DatasetError(f"{root}: none of the {len(rows)} pictures could be read")
+
+    first_of: dict[tuple[str, str], int] = {}
+    for i, (path, _label, given) in enumerate(readable):
+        if given is not None:
+            key = ("given", given)
+            if key in first_of:
+                groups.union(first_of[key], i, "given group")
+            else:
+                first_of[key] = i
+        stem_key = ("stem", f"{path.parent}/{augmentation_stem(path.name)}")
+        if stem_key in first_of:
+            groups.union(first_of[stem_key], i, "augmentation name")
+        else:
+            first_of[stem_key] = i
+    if use_hash:
+        for (a, b), k in phash.near_pairs(all_hashes, max_distance).items():
+            if phash.correlation(phash.orientations(greys[a])[k], greys[b]) >= min_correlation:
+                groups.union(hashed[a], hashed[b], "perceptual hash")
+
+    def origin(path: Path, given: str | None) -> str:
+        return given or str(path.relative_to(root) if path.is_relative_to(root) else path)
+
+    given_groups = {origin(path, given) for path, _, given in readable}
+    samples = []
+    for i, (path, label, given) in enumerate(readable):
+        head = readable[groups.find(i)]
+        samples.append(Sample(path=path, label=label, group=origin(head[0], head[2]), origin=origin(path, given)))
+    final_groups = {s.group for s in samples}
+    merges = Counter({k: v for k, v in groups.merges.items() if k != "given group"})
+    return Dataset(
+        root=root,
+        samples=samples,
+        labels=tuple(sorted({s.label for s in samples})),
+        unreadable=unreadable,
+        merges=merges,
+        groups_merged=len(given_groups) - len(final_groups),
+        flat=flat,
+        sizes=sizes,
+    )
+
+
+def split(dataset: Dataset, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), seed: int = 0) -> dict[str, list[Sample]]:
+    """Grouped, stratified, deterministic split. A group goes whole to one split; groups of each
+    label are dealt in a seeded order to whichever split is furthest below its share of that label."""
+    if len(fractions) != 3 or abs(sum(fractions) - 1.0) > 1e-6 or min(fractions) <= 0:
+        raise ValueError(f"split fractions must be three positive numbers summing to 1, got {fractions}")
+    by_label: dict[str, list[list[Sample]]] = defaultdict(list)
+    for members in dataset.groups().values():
+        majority = Counter(s.label for s in members).most_common(1)[0][0]
+        by_label[majority].append(members)
+    out: dict[str, list[Sample]] = {name: [] for name in SPLITS}
+    rng = random.Random(seed)
+    for label in sorted(by_label):
+        groups = sorted(by_label[label], key=lambda m: m[0].group)
+        rng.shuffle(groups)
+        groups.sort(key=len, reverse=True)  # big groups first, so small ones can even out the shares (stable sort keeps the shuffle within a size)
+        total = sum(len(m) for m in groups)
+        counts = dict.fromkeys(SPLITS, 0)
+        for members in groups:
+            deficit = {name: fractions[k] * total - counts[name] for k, name in enumerate(SPLITS)}
+            target = max(SPLITS, key=lambda name: deficit[name])
+            out[target].extend(members)
+            counts[target] += len(members)
+    return out
+
+
+def label_counts(samples: list[Sample], labels: tuple[str, ...]) -> dict[str, int]:
+    counts = Counter(s.label for s in samples)
+    return {label: counts.get(label, 0) for label in labels}
+
+
+def class_weights(samples: list[Sample], labels: tuple[str, ...]) -> dict[int, float]:
+    """Inverse-frequency weights, mean 1 over the samples."""
+    counts = np.array([max(1, c) for c in label_counts(samples, labels).values()], dtype=np.float64)
+    return {k: float(len(samples) / (len(labels) * c)) for k, c in enumerate(counts)}
