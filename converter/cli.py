@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--fine-epochs", type=int, default=20)
     i.add_argument("--fine-tune-from", default=None, help="first backbone layer to fine-tune (default block_13_expand)")
     i.add_argument("--batch", type=int, default=64)
+    i.add_argument("--head-lr", type=float, default=1e-3, help="learning rate of the head phase (of all training with --weights none)")
+    i.add_argument("--fine-lr", type=float, default=2e-4, help="learning rate of the fine-tuning phase")
+    i.add_argument("--keep-keras", type=Path, help="also save the float Keras model (.keras) here")
     i.add_argument("--patience", type=int, default=4, help="epochs without validation gain before stopping")
     i.add_argument("--seed", type=int, default=0)
     i.add_argument("--max-distance", type=int, default=6)
@@ -112,10 +115,12 @@ def cmd_image(args) -> int:
         name=args.name or args.out.stem, version=args.version, alert_labels=tuple(args.alert),
         target_precision=args.target_precision, max_drop_pp=args.max_drop, rep_samples=args.rep_samples,
         seed=args.seed, source=args.source, licences=tuple(args.licence), ground_resolution_m=args.gsd, tile_px=args.tile_px,
+        keep_keras=args.keep_keras,
     )
     config = TrainConfig(
         size=args.size, alpha=args.alpha, weights=weights, batch=args.batch, head_epochs=args.head_epochs,
         fine_epochs=args.fine_epochs, patience=args.patience, seed=args.seed, fine_tune_from=args.fine_tune_from or TOP_BLOCKS_FROM,
+        head_lr=args.head_lr, fine_lr=args.fine_lr,
     )
     try:
         result = convert_images(dataset, args.out, options, config)

@@ -42,6 +42,7 @@ class ConvertOptions:
     licences: tuple[str, ...] = ()
     ground_resolution_m: float | None = None
     tile_px: int | None = None  # None: the dataset's common size, if any
+    keep_keras: Path | None = None  # also save the trained float Keras model here (for later experiments)
 
 
 @dataclass
@@ -88,6 +89,8 @@ def convert_images(
     model, history = train(px["train"], y["train"], px["val"], y["val"], labels, spec,
                            class_weights(parts["train"], labels), config)
     log(f"trained in {history.seconds / 60:.1f} min, best epoch {history.best_epoch}")
+    if options.keep_keras is not None:
+        model.save(options.keep_keras)
 
     rng = np.random.default_rng(options.seed)
     if representative_override is not None:
