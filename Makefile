@@ -18,7 +18,7 @@ $(VENV)/.edge: pyproject.toml constraints.txt | $(PY)
 
 # Everything the tests exercise: both interpreters, TensorFlow (to build test models), pytest.
 $(VENV)/.test: pyproject.toml constraints.txt $(VENV)/.edge
-	$(PIP) install -c constraints.txt -e ".[edge,edge-legacy,converter,dev]"
+	$(PIP) install -c constraints.txt -e ".[edge,edge-legacy,converter,base,dev]"
 	touch $@
 
 demo: $(VENV)/.edge
@@ -27,8 +27,13 @@ demo: $(VENV)/.edge
 	$(VENV)/bin/nv-edge classify samples/ --format table --device demo
 	$(VENV)/bin/nv-edge classify samples/ --device demo > $(DEMO_OUT)/detections.jsonl
 	@echo "== JSON records written to $(DEMO_OUT)/detections.jsonl =="
+	@echo "== the mosaic's tile map against its truth (tiles without overlap) =="
+	$(VENV)/bin/nv-edge classify samples/scenes/mosaic_a.png --overlap 0 --device demo | $(PY) samples/compare_truth.py samples/scenes/mosaic_a.json
 
+# The delivery tests start their own mosquitto on a free loopback port with their own config, so a
+# broker service that the Debian package may have started (on 1883) is never used.
 test: $(VENV)/.test
+	command -v mosquitto >/dev/null || (apt-get update -qq && apt-get install -y -qq mosquitto mosquitto-clients)
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.test

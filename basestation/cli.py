@@ -1,13 +1,115 @@
-"""`nv-base`: the base-station command line. Not built yet (see the delivery issue)."""
+"""`nv-base`: the base station's command line.
+
+    nv-base listen --db PATH [broker options]    subscribe and store detections until stopped
+    nv-base list --db PATH                       recent detections and unit status, as tables
+    nv-base export --db PATH --format csv|geojson [--out FILE]
+"""
 
 from __future__ import annotations
 
+import argparse
+import logging
+import os
+import signal
+import socket
 import sys
+import threading
+from pathlib import Path
+
+from basestation.export import write_csv, write_geojson
+from basestation.listener import Listener, ListenerOptions
+from basestation.listing import write_listing
+from basestation.store import Store, StoreError
+from edge import __version__
+from edge.connection import ConnectionFailed, add_broker_arguments, settings_from_args
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nv-base", description="NatureVision base station: receive, store, list, export.")
+    parser.add_argument("--version", action="version", version=f"nv-base {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    default_db = os.environ.get("NV_BASE_DB", "naturevision.db")
+
+    listen = sub.add_parser("listen", help="subscribe and store detections until stopped")
+    listen.add_argument("--db", type=Path, default=default_db, help="database file (default $NV_BASE_DB or naturevision.db)")
+    listen.add_argument("--group", help="share the load with other workers: subscribe via $share/GROUP/")
+    listen.add_argument("--batch", type=int, default=500, help="messages per commit, at most (default 500)")
+    listen.add_argument("--no-receipts", action="store_true", help="do not confirm stored records to the units")
+    add_broker_arguments(listen)
+
+    lst = sub.add_parser("list", help="recent detections and unit status")
+    lst.add_argument("--db", type=Path, default=default_db)
+    lst.add_argument("--limit", type=int, default=20, help="detections to show (default 20)")
+
+    exp = sub.add_parser("export", help="write detections as CSV or GeoJSON")
+    exp.add_argument("--db", type=Path, default=default_db)
+    exp.add_argument("--format", choices=("csv", "geojson"), required=True)
+    exp.add_argument("--out", type=Path, help="output file (default: standard output)")
+    exp.add_argument("--alerts-only", action="store_true", help="only detections that raised an alert")
+    exp.add_argument("--include-unlocated", action="store_true",
+                     help="geojson: keep records without a location, as features with a null geometry")
+    return parser
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s nv-base listen: %(levelname)s %(message)s")
+    settings = settings_from_args(args, default_client_id=f"nv-base-{socket.gethostname()}")
+    store = Store(args.db)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    options = ListenerOptions(group=args.group, batch=args.batch, receipts=not args.no_receipts)
+    try:
+        Listener(store, settings, options).run(stop)
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    store = _existing(args.db)
+    write_listing(store, sys.stdout, limit=args.limit)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    store = _existing(args.db)
+    rows = store.detections(alerts_only=args.alerts_only)
+    out = open(args.out, "w", newline="", encoding="utf-8") if args.out else sys.stdout
+    try:
+        if args.format == "csv":
+            n = write_csv(rows, out)
+            print(f"nv-base: exported {n} detection(s)", file=sys.stderr)
+        else:
+            n, left_out = write_geojson(rows, out, include_unlocated=args.include_unlocated)
+            note = (f"; {left_out} without a location left out (use --include-unlocated, or --format csv)"
+                    if left_out else "")
+            print(f"nv-base: exported {n} detection(s){note}", file=sys.stderr)
+    finally:
+        if args.out:
+            out.close()
+    return 0
+
+
+def _existing(path: Path) -> Store:
+    if not path.is_file():
+        raise StoreError(f"{path}: no such database; pass --db PATH (the file nv-base listen writes)")
+    return Store(path)
 
 
 def main(argv: list[str] | None = None) -> int:
-    print("nv-base: the base station is not available in this version yet", file=sys.stderr)
-    return 2
+    args = build_parser().parse_args(argv)
+    handlers = {"listen": cmd_listen, "list": cmd_list, "export": cmd_export}
+    try:
+        return handlers[args.command](args)
+    except (StoreError, ConnectionFailed) as exc:
+        print(f"nv-base: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

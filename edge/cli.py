@@ -2,6 +2,7 @@
 
     nv-edge classify PATH...   classify image files or folders, one JSON record per frame on stdout
     nv-edge info MODEL         show what a model bundle holds
+    nv-edge publish            send an outbox to the broker until stopped (edge/publish_command.py)
 """
 
 from __future__ import annotations
@@ -12,18 +13,20 @@ import os
 import sys
 from pathlib import Path
 
-from edge import __version__
+from edge import __version__, publish_command
 from edge.bundle import BundleError
 from edge.classify import DEFAULT_BATCH, DEFAULT_OVERLAP, ClassifyOptions, classify_frame
 from edge.decision import resolve_thresholds
 from edge.image import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageError
 from edge.interpreter import BACKENDS
 from edge.model import Model, load_model
+from edge.outbox import Outbox, OutboxError
 from edge.progress import Progress
 from edge.record import default_device, error_record, image_record
+from edge.thumbnail import best_tile_jpeg
 from edge.tiling import MAX_OVERLAP
 
-DEFAULT_MODEL_NAME = "mining-s2.nvm"
+DEFAULT_MODEL_NAME = "mining-s2/mining-s2.nvm"  # models/<name>/ holds the bundle, its report and metrics.json
 EXIT_USAGE = 2
 
 
@@ -110,10 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--device", default=None, help="device id in records (default: $NV_DEVICE or the host name)")
     c.add_argument("--max-pixels", type=_positive("max-pixels"), default=DEFAULT_MAX_PIXELS, help="refuse larger frames")
     c.add_argument("--max-bytes", type=_positive("max-bytes"), default=DEFAULT_MAX_BYTES, help="refuse larger files")
+    c.add_argument("--outbox", type=Path, help="also queue every record in this outbox for `nv-edge publish`")
+    c.add_argument("--thumbnails", action="store_true", help="with --outbox: queue a small JPEG of each alert's best tile")
 
     i = sub.add_parser("info", help="show a model bundle's manifest and tensors")
     i.add_argument("model", type=Path, nargs="?", help="model bundle (.nvm); default: the shipped model")
     i.add_argument("--backend", choices=tuple(BACKENDS))
+
+    publish_command.add_arguments(sub.add_parser("publish", help="send an outbox to the MQTT broker until stopped"))
     return parser
 
 
@@ -142,14 +149,21 @@ def cmd_classify(args: argparse.Namespace) -> int:
     inputs = list(iter_inputs(args.paths))
     progress = Progress(len(inputs))
     writer = TableWriter(sys.stdout) if args.format == "table" else None
-    for path in inputs:
-        record = classify_path(model, path, options, device)
-        progress.step(error="error" in record)
-        if writer:
-            writer.write(record)
-        else:
-            sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
-            sys.stdout.flush()
+    outbox = Outbox(args.outbox) if args.outbox else None
+    try:
+        for path in inputs:
+            record = classify_path(model, path, options, device)
+            if outbox is not None:  # first: a record on its way somewhere is a record on the card
+                outbox.put(record, best_tile_jpeg(path, record) if args.thumbnails and record.get("alert") else None)
+            progress.step(error="error" in record)
+            if writer:
+                writer.write(record)
+            else:
+                sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
+                sys.stdout.flush()
+    finally:
+        if outbox is not None:
+            outbox.close()  # commits what is still buffered, even on Ctrl-C
     progress.close()
     return 0
 
@@ -208,10 +222,10 @@ class UsageError(Exception):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"classify": cmd_classify, "info": cmd_info}
+    handlers = {"classify": cmd_classify, "info": cmd_info, "publish": publish_command.run}
     try:
         return handlers[args.command](args)
-    except (BundleError, UsageError) as exc:
+    except (BundleError, UsageError, OutboxError) as exc:
         print(f"nv-edge: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from edge.classify import FrameResult
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1 added `queued_s` (set by the publisher)
 SCORE_DIGITS = 4
 
 

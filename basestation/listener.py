@@ -1,0 +1,188 @@
+"""`nv-base listen`: subscribe, check, store, and only then acknowledge.
+
+paho runs with `manual_ack=True`: a message's PUBACK goes to the broker after the row holding it
+is committed, so a base station killed at any moment loses nothing; the broker redelivers what
+was not acknowledged (our session is persistent) and the store ignores what it already has.
+Messages are stored in batches (one fsync per batch) of up to `batch` messages or `max_delay_s`.
+
+After each commit the listener sends each unit a receipt naming the ids it now holds; a unit
+deletes a record from its outbox only on that receipt (edge/publisher.py), which covers a broker
+that dies with messages it had acknowledged but not yet delivered.
+
+With `group`, detections and thumbnails come through the shared subscription
+`$share/<group>/...`: several workers split the load. Status and health stay ordinary
+subscriptions, because a shared subscription does not receive retained messages.
+
+A malformed payload is logged, counted, acknowledged (or the broker would redeliver it forever)
+and never stored; it never stops the listener.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+
+from basestation.payloads import Rejected, parse
+from basestation.store import Store
+from edge import topics
+from edge.connection import Backoff, BadSettings, BrokerSettings, ConnectionFailed, connect, explain_refusal, new_client
+
+log = logging.getLogger("nv.base")
+
+RECEIPT_CHUNK = 250  # ids per receipt message (~10 KB)
+
+
+@dataclass(frozen=True)
+class ListenerOptions:
+    group: str | None = None
+    batch: int = 500
+    max_delay_s: float = 0.05
+    receipts: bool = True
+    backoff_max_s: float = 30.0
+    report_every_s: float = 60.0
+
+
+class Listener:
+    def __init__(self, store: Store, settings: BrokerSettings, options: ListenerOptions = ListenerOptions()):
+        self.store = store
+        self.settings = settings
+        self.options = options
+        self.client: mqtt.Client | None = None
+        self.connected = False
+        self.stopping = False
+        self.refusal = ""  # why the broker refused our last CONNECT
+        self.backoff = Backoff(1.0, options.backoff_max_s)
+        self.next_attempt = 0.0
+        self.pending: list[tuple[mqtt.Client, mqtt.MQTTMessage]] = []
+        self.first_pending = 0.0
+        self.totals = {"stored": 0, "duplicates": 0, "rejected": 0}
+        self.next_report = time.monotonic() + options.report_every_s
+        self._last_error = ""
+
+    def subscriptions(self) -> list[tuple[str, int]]:
+        share = f"$share/{self.options.group}/" if self.options.group else ""
+        return [
+            (f"{share}{topics.ROOT}/+/{topics.DETECTION}", 1),
+            (f"{share}{topics.ROOT}/+/{topics.THUMBNAIL}/+", 1),
+            (f"{topics.ROOT}/+/{topics.STATUS}", 1),
+            (f"{topics.ROOT}/+/{topics.HEALTH}", 1),
+        ]
+
+    def run(self, stop: threading.Event) -> None:
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                if self.client is None:
+                    if now >= self.next_attempt:
+                        self._open()
+                    else:
+                        stop.wait(min(0.1, self.next_attempt - now))
+                    continue
+                client = self.client
+                rc = client.loop(timeout=0.01 if self.pending else 0.05)
+                if rc != mqtt.MQTT_ERR_SUCCESS and self.client is client:
+                    self._lost(mqtt.error_string(rc))
+                if self.pending and (len(self.pending) >= self.options.batch
+                                     or time.monotonic() - self.first_pending >= self.options.max_delay_s):
+                    self._flush()
+                if now >= self.next_report:
+                    self.next_report = now + self.options.report_every_s
+                    log.info("so far: %(stored)d stored, %(duplicates)d duplicates, %(rejected)d rejected", self.totals)
+        finally:
+            self.stopping = True
+            if self.pending:
+                self._flush()
+            client = self.client
+            if client is not None:
+                client.disconnect()
+                client.loop(timeout=0.05)
+
+    def _open(self) -> None:
+        try:
+            client = new_client(self.settings, manual_ack=True, max_inflight=100)
+            client.on_connect = self._on_connect
+            client.on_disconnect = self._on_disconnect
+            client.on_message = self._on_message
+            # The broker sends at most this many unacknowledged messages: room for a full batch
+            # while the previous one commits.
+            connect(client, self.settings, receive_maximum=2 * self.options.batch)
+        except BadSettings:
+            raise
+        except ConnectionFailed as exc:
+            self._retry_later(str(exc))
+            return
+        self.client = client
+
+    def _retry_later(self, why: str) -> None:
+        delay = self.backoff.next()
+        self.next_attempt = time.monotonic() + delay
+        if why != self._last_error:
+            log.error("%s; retrying in %.0f s", why, delay)
+            self._last_error = why
+
+    def _lost(self, why: str) -> None:
+        was = self.connected
+        self.connected = False
+        client, self.client = self.client, None
+        if client is not None:
+            try:
+                client.disconnect()
+            except Exception:  # noqa: BLE001 - gone either way
+                pass
+        if was:
+            log.warning("lost the broker at %s (%s)", self.settings.address, why)
+        why = self.refusal or f"not connected to the broker at {self.settings.address} ({why})"
+        self.refusal = ""
+        self._retry_later(why)
+
+    def _on_connect(self, client, userdata, flags, reason, properties) -> None:
+        if reason.is_failure:
+            self.refusal = explain_refusal(reason, self.settings)
+            return  # the broker closes the socket; loop() returns an error and _lost() backs off
+        self.connected = True
+        self.backoff.reset()
+        self._last_error = ""
+        # Subscribe on every connect: a broker that lost its state lost our subscriptions too.
+        client.subscribe(self.subscriptions())
+        log.info("listening on %s as %s (session %s)%s", self.settings.address, self.settings.username or "anonymous",
+                 "resumed" if flags.session_present else "new",
+                 f", shared group {self.options.group}" if self.options.group else "")
+
+    def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
+        if client is self.client and not self.stopping:
+            self._lost(str(reason))
+
+    def _on_message(self, client, userdata, message) -> None:
+        if not self.pending:
+            self.first_pending = time.monotonic()
+        self.pending.append((client, message))
+
+    def _flush(self) -> None:
+        batch, self.pending = self.pending, []
+        accepted, rejected = [], 0
+        for _, message in batch:
+            try:
+                accepted.append(parse(message.topic, message.payload))
+            except Rejected as exc:
+                rejected += 1
+                log.warning("rejected a message: %s", exc)
+        saved = self.store.save(accepted, rejected)  # raises StoreError: then nothing is acknowledged
+        self.totals["stored"] += saved.stored
+        self.totals["duplicates"] += saved.duplicates
+        self.totals["rejected"] += rejected
+        client = self.client
+        if client is None or not self.connected:
+            return  # the broker redelivers them to our next connection; the store ignores repeats
+        for owner, message in batch:
+            if owner is client and message.qos > 0:  # a message id means nothing on another connection
+                client.ack(message.mid, message.qos)
+        if self.options.receipts:
+            for device, (detections, thumbnails) in saved.receipts.items():
+                for i in range(0, max(len(detections), len(thumbnails)), RECEIPT_CHUNK):
+                    body = {"detections": detections[i:i + RECEIPT_CHUNK], "thumbnails": thumbnails[i:i + RECEIPT_CHUNK]}
+                    client.publish(topics.topic(device, topics.RECEIPT), json.dumps(body, separators=(",", ":")), qos=1)

@@ -1,0 +1,55 @@
+"""`nv-base list`: recent detections and the state of each unit, as tables for people."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from typing import TextIO
+
+from basestation.store import Store
+
+
+def write_listing(store: Store, out: TextIO, *, limit: int) -> None:
+    out.write(f"recent detections (newest first, {limit} at most)\n")
+    fmt = "{:<36} {:<12} {:<24} {:<12} {:>6} {:<5} {:>9}  {}\n"
+    out.write(fmt.format("id", "device", "captured", "label", "score", "alert", "late (s)", "where / error"))
+    for r in store.recent(limit):
+        where = r["error"] or (f"{r['lat']:.5f},{r['lon']:.5f}" if r["lat"] is not None else "")
+        score = "" if r["score"] is None else f"{r['score']:.3f}"
+        alert = "" if r["alert"] is None else ("YES" if r["alert"] else "no")
+        late = "" if r["queued_s"] is None else f"{r['queued_s']:.0f}"
+        out.write(fmt.format(r["id"], _cut(r["device"], 12), r["time"], _cut(r["label"] or "ERROR", 12), score, alert, late, where))
+    out.write("\nunits\n")
+    fmt = "{:<12} {:<8} {:<24} {:>8} {:>10} {:>10} {:>7} {:<8} {}\n"
+    out.write(fmt.format("device", "state", "since", "outbox", "oldest (s)", "disk free", "cpu °C", "clock", "last heard"))
+    now = time.time()
+    for d in store.devices():
+        h = json.loads(d["health"]) if d["health"] else {}
+        box = h.get("outbox", {})
+        oldest = box.get("oldest_age_s")
+        disk = h.get("disk_free_bytes")
+        clock = h.get("clock", {}).get("synchronized", "")
+        out.write(fmt.format(
+            _cut(d["device"], 12), d["state"] or "?", d["state_time"] or "", box.get("depth", ""),
+            "" if oldest is None else f"{oldest:.0f}", "" if disk is None else f"{disk / 1e9:.1f} GB",
+            "" if h.get("cpu_temp_c") is None else h["cpu_temp_c"],
+            {True: "synced", False: "NOT SYNC"}.get(clock, str(clock)), _ago(now - d["last_seen"]),
+        ))
+    counters = store.counters()
+    out.write(f"\nstored {counters.get('stored', 0)}, duplicates ignored {counters.get('duplicates', 0)}, "
+              f"rejected {counters.get('rejected', 0)} (see the listener's log for why)\n")
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min ago"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.0f} h ago"
+    return datetime.fromtimestamp(time.time() - seconds, timezone.utc).strftime("%Y-%m-%d")

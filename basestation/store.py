@@ -1,0 +1,163 @@
+"""The base station's database: one SQLite file, each detection stored once by its id.
+
+`save()` commits a whole batch in one transaction; the listener acknowledges the batch's
+messages to the broker only after it returns. WAL with synchronous=FULL: once a message is
+acknowledged the broker forgets it, so the row must already be on disk, power cut or not.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from basestation.payloads import Accepted
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS detections (
+    id        TEXT PRIMARY KEY,      -- UUIDv7 from the unit: a redelivery is ignored
+    device    TEXT NOT NULL,
+    time      TEXT NOT NULL,         -- capture time (UTC, ISO 8601)
+    received  REAL NOT NULL,         -- unix time it was first stored here
+    kind      TEXT NOT NULL,
+    source    TEXT NOT NULL,
+    label     TEXT,
+    score     REAL,
+    alert     INTEGER,
+    lat       REAL,
+    lon       REAL,
+    alt       REAL,
+    queued_s  REAL,                  -- time it waited in the unit's outbox (late delivery)
+    error     TEXT,
+    record    TEXT NOT NULL          -- the record as received, JSON
+);
+CREATE INDEX IF NOT EXISTS detections_received ON detections (received);
+CREATE TABLE IF NOT EXISTS thumbnails (
+    id        TEXT PRIMARY KEY,      -- the detection's id
+    device    TEXT NOT NULL,
+    received  REAL NOT NULL,
+    jpeg      BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS devices (
+    device       TEXT PRIMARY KEY,
+    state        TEXT,               -- online / offline / stopped
+    state_time   TEXT,
+    health       TEXT,               -- the latest heartbeat, JSON
+    health_time  TEXT,
+    last_seen    REAL NOT NULL       -- unix time we last heard from or about it
+);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+class StoreError(Exception):
+    """The database cannot be used; the message names the file."""
+
+
+@dataclass
+class Saved:
+    """What one `save()` committed: counts, and the ids to confirm to each unit."""
+
+    stored: int = 0
+    duplicates: int = 0
+    receipts: dict[str, tuple[list[str], list[str]]] = field(default_factory=lambda: defaultdict(lambda: ([], [])))
+
+
+class Store:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot open the base-station database: {exc}") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def save(self, batch: list[Accepted], rejected: int = 0) -> Saved:
+        saved = Saved()
+        now = time.time()
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            for item in batch:
+                if item.kind == "detection":
+                    self._detection(item, now, saved)
+                elif item.kind == "thumbnail":
+                    cur = self.db.execute("INSERT OR IGNORE INTO thumbnails VALUES (?, ?, ?, ?)",
+                                          (item.id, item.device, now, item.value))
+                    saved.receipts[item.device][1].append(item.id)
+                    saved.stored += cur.rowcount
+                    saved.duplicates += 1 - cur.rowcount
+                else:
+                    self._device(item, now)
+            for name, n in (("stored", saved.stored), ("duplicates", saved.duplicates), ("rejected", rejected)):
+                if n:
+                    self.db.execute("INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + ?",
+                                    (name, n, n))
+            self.db.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise StoreError(f"{self.path}: cannot store {len(batch)} message(s): {exc}; check free space") from None
+        return saved
+
+    def _detection(self, item: Accepted, now: float, saved: Saved) -> None:
+        r = item.value
+        geo = r.get("geo") or {}
+        cur = self.db.execute(
+            "INSERT OR IGNORE INTO detections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (r["id"], r["device"], r["time"], now, r["kind"], r["source"], r.get("label"), r.get("score"),
+             None if "alert" not in r else int(r["alert"]), geo.get("lat"), geo.get("lon"), geo.get("alt"),
+             r.get("queued_s"), r.get("error"), item.raw or json.dumps(r, separators=(",", ":"))),
+        )
+        saved.stored += cur.rowcount
+        saved.duplicates += 1 - cur.rowcount
+        saved.receipts[item.device][0].append(r["id"])
+
+    def _device(self, item: Accepted, now: float) -> None:
+        """Keep the latest status and heartbeat per unit. Both are retained: the broker hands us
+        the current one on every (re)subscribe, so the last to arrive is the one that holds."""
+        v = item.value
+        if item.kind == "status":
+            self.db.execute(
+                "INSERT INTO devices (device, state, state_time, last_seen) VALUES (?, ?, ?, ?) ON CONFLICT(device) "
+                "DO UPDATE SET state = excluded.state, state_time = excluded.state_time, last_seen = excluded.last_seen",
+                (item.device, v["state"], v["time"], now))
+        else:
+            self.db.execute(
+                "INSERT INTO devices (device, health, health_time, last_seen) VALUES (?, ?, ?, ?) ON CONFLICT(device) "
+                "DO UPDATE SET health = excluded.health, health_time = excluded.health_time, last_seen = excluded.last_seen",
+                (item.device, item.raw or json.dumps(v, separators=(",", ":")), v["time"], now))
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM detections").fetchone()[0]
+
+    def ids(self) -> list[str]:
+        return [row[0] for row in self.db.execute("SELECT id FROM detections")]
+
+    def recent(self, limit: int) -> list[sqlite3.Row]:
+        return self._rows("SELECT * FROM detections ORDER BY received DESC, id DESC LIMIT ?", (limit,))
+
+    def detections(self, *, alerts_only: bool = False) -> list[sqlite3.Row]:
+        where = "WHERE alert = 1" if alerts_only else ""
+        return self._rows(f"SELECT * FROM detections {where} ORDER BY time, id", ())
+
+    def devices(self) -> list[sqlite3.Row]:
+        return self._rows("SELECT * FROM devices ORDER BY device", ())
+
+    def counters(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT name, value FROM counters"))
+
+    def _rows(self, sql: str, args: tuple) -> list[sqlite3.Row]:
+        cur = self.db.cursor()
+        cur.row_factory = sqlite3.Row
+        return cur.execute(sql, args).fetchall()

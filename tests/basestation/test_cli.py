@@ -1,0 +1,57 @@
+"""`nv-base list` and `nv-base export` as a person runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from basestation.payloads import Accepted
+from basestation.store import Store
+from detections import detection
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def nv_base(*args) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "basestation.cli", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=60)
+
+
+def test_list_shows_detections_and_units(tmp_path):
+    store = Store(tmp_path / "b.db")
+    alert = dict(detection("unit-7", 10, alert=True), queued_s=5400.0)
+    store.save([Accepted("detection", "unit-7", alert, alert["id"]),
+                Accepted("status", "unit-7", {"schema": "1.0", "device": "unit-7", "state": "online", "time": "2026-05-01T10:00:00.000Z"}),
+                Accepted("health", "unit-7", {"device": "unit-7", "time": "2026-05-01T10:00:01.000Z",
+                                              "outbox": {"depth": 3, "oldest_age_s": 120.0},
+                                              "disk_free_bytes": 12_300_000_000, "cpu_temp_c": 51.2,
+                                              "clock": {"synchronized": False, "source": "adjtimex"}})], rejected=2)
+    proc = nv_base("list", "--db", tmp_path / "b.db")
+    assert proc.returncode == 0, proc.stderr
+    line = next(l for l in proc.stdout.splitlines() if l.startswith(alert["id"]))
+    assert "mining" in line and "YES" in line and "5400" in line
+    unit = next(l for l in proc.stdout.splitlines() if l.startswith("unit-7 "))
+    assert "online" in unit and "12.3 GB" in unit and "NOT SYNC" in unit and "51.2" in unit
+    assert "rejected 2" in proc.stdout
+
+
+def test_export_writes_a_file_and_says_what_it_left_out(tmp_path):
+    store = Store(tmp_path / "b.db")
+    records = [detection("unit-1", n) for n in range(1, 4)]  # the third has no location
+    store.save([Accepted("detection", "unit-1", r, r["id"]) for r in records])
+    proc = nv_base("export", "--db", tmp_path / "b.db", "--format", "geojson", "--out", tmp_path / "d.geojson")
+    assert proc.returncode == 0, proc.stderr
+    assert "exported 2 detection(s); 1 without a location left out" in proc.stderr
+    assert len(json.loads((tmp_path / "d.geojson").read_text())["features"]) == 2
+    proc = nv_base("export", "--db", tmp_path / "b.db", "--format", "csv")
+    assert len(proc.stdout.splitlines()) == 4
+
+
+def test_a_missing_database_is_named(tmp_path):
+    proc = nv_base("list", "--db", tmp_path / "nowhere.db")
+    assert proc.returncode == 1
+    assert f"{tmp_path / 'nowhere.db'}: no such database; pass --db PATH" in proc.stderr

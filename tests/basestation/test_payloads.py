@@ -1,0 +1,70 @@
+"""What the base station accepts, and what it refuses, before anything is stored."""
+
+from __future__ import annotations
+
+import pytest
+
+from basestation.payloads import MAX_THUMBNAIL_BYTES, Rejected, parse
+from detections import detection
+from edge.record import SCHEMA_VERSION, error_record
+
+
+def as_json(value) -> bytes:
+    import json
+
+    return json.dumps(value).encode()
+
+
+def test_a_detection_is_accepted_with_its_id_and_device():
+    record = dict(detection("unit-1", 1, tiled=True), queued_s=12.5)
+    item = parse("naturevision/unit-1/detection", as_json(record))
+    assert (item.kind, item.device, item.id, item.value) == ("detection", "unit-1", record["id"], record)
+
+
+def test_error_records_and_version_1_0_records_are_still_valid():
+    assert SCHEMA_VERSION == "1.1"
+    err = error_record(source="card/x.jpg", error="card/x.jpg: empty file (0 bytes)", device="unit-1")
+    assert parse("naturevision/unit-1/detection", as_json(err)).kind == "detection"
+    old = dict(detection("unit-1", 2), schema="1.0")  # from a unit not yet updated: no queued_s
+    assert parse("naturevision/unit-1/detection", as_json(old)).value["schema"] == "1.0"
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"queued_s": -1}, "at queued_s"),
+    ({"schema": "2.0"}, "at schema"),
+    ({"device": "unit-9"}, "payload says device 'unit-9'"),
+    ({"score": "high"}, "at score"),
+])
+def test_bad_detections_are_refused_naming_the_field(change, reason):
+    with pytest.raises(Rejected, match=reason):
+        parse("naturevision/unit-1/detection", as_json(dict(detection("unit-1", 1), **change)))
+
+
+def test_a_bad_score_deep_in_a_tile_grid_is_found():
+    record = detection("unit-1", 1, tiled=True)
+    record["tiles"]["grid"]["mining"][5][7] = "x"
+    with pytest.raises(Rejected, match="at tiles/grid/mining/5/7: 'x' is not of type 'number'"):
+        parse("naturevision/unit-1/detection", as_json(record))
+    record["tiles"]["grid"]["mining"][5][7] = True  # JSON true is not a number either
+    with pytest.raises(Rejected, match="tiles/grid/mining/5/7"):
+        parse("naturevision/unit-1/detection", as_json(record))
+
+
+@pytest.mark.parametrize("topic, payload, reason", [
+    ("elsewhere/unit-1/detection", b"{}", "not under naturevision/<device>/"),
+    ("naturevision/unit-1/receipt", b"{}", "not a topic the base station stores"),
+    ("naturevision/unit-1/detection", b"\x00\x01", "not JSON"),
+    ("naturevision/unit-1/thumbnail/not-an-id", b"\xff\xd8\xff", "not a detection id"),
+    ("naturevision/unit-1/status", b'{"schema": "1.0", "device": "unit-1", "state": "asleep", "time": "2026-05-01T00:00:00Z"}', "at state"),
+])
+def test_other_refusals(topic, payload, reason):
+    with pytest.raises(Rejected, match=reason):
+        parse(topic, payload)
+
+
+def test_thumbnails_must_be_small_jpegs():
+    record_id = detection("unit-1", 1)["id"]
+    topic = f"naturevision/unit-1/thumbnail/{record_id}"
+    assert parse(topic, b"\xff\xd8\xff" + b"x" * 100).id == record_id
+    with pytest.raises(Rejected, match="above"):
+        parse(topic, b"\xff\xd8\xff" + b"x" * MAX_THUMBNAIL_BYTES)

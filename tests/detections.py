@@ -1,0 +1,38 @@
+"""Detection records as edge/record.py makes them, without running a model: for the delivery tests."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+
+from edge.record import SCHEMA_VERSION, iso_utc, uuid7
+
+MODEL = {"name": "mining-s2", "version": "0.1.0-test", "sha256": "ab" * 32}
+
+
+def detection(device: str, n: int, *, alert: bool | None = None, geo: bool = True, tiled: bool = False) -> dict:
+    """The n-th record of a run: every 10th is an alert, every 3rd has no location."""
+    rng = random.Random(n)
+    alert = (n % 10 == 0) if alert is None else alert
+    score = round(rng.uniform(0.5, 1.0) if alert else rng.uniform(0.0, 0.49), 4)
+    record = {
+        "id": uuid7(), "schema": SCHEMA_VERSION, "device": device,
+        "time": iso_utc(datetime(2026, 5, 1, tzinfo=timezone.utc) + timedelta(seconds=n)),
+        "time_source": "exif", "kind": "image", "source": f"card/frame_{n:06d}.jpg", "model": MODEL,
+        "label": "mining" if alert else "not_mining", "score": score,
+        "scores": {"mining": score if alert else round(1 - score, 4), "not_mining": round(1 - score, 4) if alert else score},
+        "alert": alert, "frame": {"width": 576 if tiled else 48, "height": 576 if tiled else 48},
+    }
+    if alert:
+        record["threshold"] = 0.5
+    if tiled:
+        record["tiles"] = {"size": 48, "overlap": 0.25, "rows": 16, "cols": 16,
+                           "grid": {"mining": [[round(rng.random(), 4) for _ in range(16)] for _ in range(16)]},
+                           "best": {"row": 3, "col": 4, "box": [144, 108, 192, 156]}}
+    if geo and n % 3:
+        record["geo"] = {"lat": round(-3.0 - rng.random(), 6), "lon": round(-60.0 + rng.random(), 6), "source": "exif"}
+    return record
+
+
+def detections(device: str, count: int, start: int = 0, **kwargs) -> list[dict]:
+    return [detection(device, n, **kwargs) for n in range(start, start + count)]
