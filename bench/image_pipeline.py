@@ -5,7 +5,7 @@ invoke (quantized tiles -> scores, the interpreter alone), and the whole classif
 CLI (file -> JSON record). The ratio whole / (decode+resize + invoke) shows the overhead of
 everything else (tiling, quantization, decisions, the record); aim <= 1.3.
 
-    .venv/bin/python bench/image_pipeline.py [--model models/mining-s2.nvm] [--repeat 30] [--backend litert]
+    .venv/bin/python bench/image_pipeline.py [--model models/mining-s2/mining-s2.nvm] [--repeat 30] [--backend litert]
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def draft_gain(path: Path, size: tuple[int, int], repeat: int) -> tuple[float, f
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=ROOT / "models" / "mining-s2.nvm")
+    parser.add_argument("--model", type=Path, default=ROOT / "models" / "mining-s2" / "mining-s2.nvm")
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--backend", default=None)
     parser.add_argument("--threads", type=int, default=1)

@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--batch", type=int, default=64)
     i.add_argument("--head-lr", type=float, default=1e-3, help="learning rate of the head phase (of all training with --weights none)")
     i.add_argument("--fine-lr", type=float, default=2e-4, help="learning rate of the fine-tuning phase")
+    i.add_argument("--constant-lr", action="store_true", help="no cosine decay of the fine-tuning learning rate")
     i.add_argument("--keep-keras", type=Path, help="also save the float Keras model (.keras) here")
     i.add_argument("--patience", type=int, default=4, help="epochs without validation gain before stopping")
     i.add_argument("--seed", type=int, default=0)
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--licence", action="append", default=[], help="licence of the training data (repeatable)")
     i.add_argument("--gsd", type=float, default=None, help="ground resolution of the source pictures, metres per pixel")
     i.add_argument("--tile-px", type=int, default=None, help="tile edge in source pixels (default: the pictures' common size)")
-    i.add_argument("--baseline", type=Path, help="JSON with a baseline's test balanced accuracy, shown beside the model in the report")
+    i.add_argument("--baseline", action="store_true", help="also score a linear probe on the frozen backbone (same split) for the report")
     return parser
 
 
@@ -115,21 +116,20 @@ def cmd_image(args) -> int:
         name=args.name or args.out.stem, version=args.version, alert_labels=tuple(args.alert),
         target_precision=args.target_precision, max_drop_pp=args.max_drop, rep_samples=args.rep_samples,
         seed=args.seed, source=args.source, licences=tuple(args.licence), ground_resolution_m=args.gsd, tile_px=args.tile_px,
-        keep_keras=args.keep_keras,
+        keep_keras=args.keep_keras, baseline=args.baseline,
     )
     config = TrainConfig(
         size=args.size, alpha=args.alpha, weights=weights, batch=args.batch, head_epochs=args.head_epochs,
         fine_epochs=args.fine_epochs, patience=args.patience, seed=args.seed, fine_tune_from=args.fine_tune_from or TOP_BLOCKS_FROM,
-        head_lr=args.head_lr, fine_lr=args.fine_lr,
+        head_lr=args.head_lr, fine_lr=args.fine_lr, cosine=not args.constant_lr,
     )
     try:
         result = convert_images(dataset, args.out, options, config)
     except QuantizationDropError as exc:
         print(f"nv-convert: FAILED: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    baseline = json.loads(args.baseline.read_text()) if args.baseline else None
     command = "nv-convert " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    report = write_report(result, args.out.parent, command, baseline)
+    report = write_report(result, args.out.parent, command)
     t = result.metrics["test"]
     print(f"test balanced accuracy: keras {t['keras']['balanced_accuracy']:.4f}, float32 {t['float32']['balanced_accuracy']:.4f}, "
           f"int8 {t['int8']['balanced_accuracy']:.4f}; bundle {args.out}; report {report}")

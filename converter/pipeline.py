@@ -43,6 +43,7 @@ class ConvertOptions:
     ground_resolution_m: float | None = None
     tile_px: int | None = None  # None: the dataset's common size, if any
     keep_keras: Path | None = None  # also save the trained float Keras model here (for later experiments)
+    baseline: bool = False  # also score the linear-probe baseline on the same split
 
 
 @dataclass
@@ -86,8 +87,15 @@ def convert_images(
     y = {k: np.array([labels.index(s.label) for s in v]) for k, v in parts.items()}
     log(f"pixels ready in {time.time() - t0:.0f}s")
 
-    model, history = train(px["train"], y["train"], px["val"], y["val"], labels, spec,
-                           class_weights(parts["train"], labels), config)
+    weights = class_weights(parts["train"], labels)
+    baseline = None
+    if options.baseline:
+        from converter.baseline import linear_probe
+
+        baseline = linear_probe(config.weights, config.alpha, spec, (px["train"], y["train"]), (px["test"], y["test"]),
+                                labels, weights, seed=options.seed)
+        log(f"baseline (linear probe) test balanced accuracy {baseline['balanced_accuracy']:.4f}")
+    model, history = train(px["train"], y["train"], px["val"], y["val"], labels, spec, weights, config)
     log(f"trained in {history.seconds / 60:.1f} min, best epoch {history.best_epoch}")
     if options.keep_keras is not None:
         model.save(options.keep_keras)
@@ -152,6 +160,8 @@ def convert_images(
             metrics["thresholds"][label]["test_precision"] = round(tp / max(1, sel.sum()), 4)
             metrics["thresholds"][label]["test_recall"] = round(tp / max(1, np.sum(y["test"] == k)), 4)
         metrics["labels"] = list(labels)
+        if baseline is not None:
+            metrics["test"]["baseline"] = baseline
         out.parent.mkdir(parents=True, exist_ok=True)
         metrics_path = out.parent / "metrics.json"
         metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 
-def write_report(result, out_dir: Path, command: str, baseline: dict | None = None) -> Path:
+def write_report(result, out_dir: Path, command: str) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -92,8 +92,10 @@ def write_report(result, out_dir: Path, command: str, baseline: dict | None = No
         t = m["test"][key]
         cells = " | ".join(f"{t['per_class'][l]['precision']:.3f} / {t['per_class'][l]['recall']:.3f} / {t['per_class'][l]['f1']:.3f}" for l in labels)
         lines.append(f"| {title} | {t['accuracy']:.4f} | {t['balanced_accuracy']:.4f} | {cells} |")
-    if baseline:
-        lines.append(f"| baseline: {baseline['what']} | – | {baseline['balanced_accuracy']:.4f} | {baseline.get('note', '')} |")
+    if "baseline" in m["test"]:
+        t = m["test"]["baseline"]
+        cells = " | ".join(f"{t['per_class'][l]['precision']:.3f} / {t['per_class'][l]['recall']:.3f} / {t['per_class'][l]['f1']:.3f}" for l in labels)
+        lines.append(f"| baseline: {t['what']} | {t['accuracy']:.4f} | {t['balanced_accuracy']:.4f} | {cells} |")
     a = m["agreement"]
     lines += ["", f"int8 vs float32 argmax agreement: **{a['int8_vs_float32']:.4f}**; int8 on LiteRT vs tflite-runtime: "
               f"{a['int8_litert_vs_tflite_runtime']:.4f} (largest score difference {a['max_abs_score_diff_litert_vs_tflite_runtime']:.4f}).", ""]

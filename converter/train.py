@@ -34,6 +34,7 @@ class TrainConfig:
     fine_tune_from: str = TOP_BLOCKS_FROM
     seed: int = 0
     augment: bool = True
+    cosine: bool = True  # decay the fine-tuning learning rate to 0 along a cosine over its epochs
 
 
 @dataclass
@@ -186,7 +187,9 @@ def train(
                 layer.momentum = 0.9
     for name, from_layer, lr, epochs in phases:
         _set_trainable(base, from_layer, freeze_bn=config.weights is not None)
-        model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy")
+        steps = int(np.ceil(len(train_px) / config.batch)) * epochs
+        rate = keras.optimizers.schedules.CosineDecay(lr, steps) if config.cosine and name != "head" else lr
+        model.compile(optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy")
         if best["weights"] is not None:
             model.set_weights(best["weights"])  # go on from the best so far, not from the last epoch
         model.fit(Feed(), epochs=epochs, verbose=verbose, callbacks=[KeepBest(name)])

@@ -24,7 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # No pretrained weights without ../shared: the tests train from scratch (the whole network, one phase).
 TRAIN_ARGS = ["--weights", "none", "--alpha", "0.35", "--size", "32", "--head-epochs", "6", "--fine-epochs", "6",
               "--head-lr", "0.003", "--patience", "6", "--batch", "16", "--rep-samples", "100", "--target-precision", "0.8",
-              "--seed", "1"]
+              "--seed", "1", "--baseline", "--max-drop", "6"]
+# The synthetic test split holds about 36 pictures, so one picture is about 3 points of balanced
+# accuracy: the gate is set to two pictures here. The guard itself is tested below at its default.
 
 
 def _env():
@@ -61,12 +63,13 @@ def test_metrics_json_contract(converted):
         assert set(t["per_class"]) == {"mining", "not_mining"}
         assert {"precision", "recall", "f1"} <= set(t["per_class"]["mining"])
     assert {"train", "val", "test", "groups_merged"} <= set(m["split"])
+    assert m["test"]["baseline"]["what"].startswith("logistic regression") and "balanced_accuracy" in m["test"]["baseline"]
     assert m["split"]["train"] + m["split"]["val"] + m["split"]["test"] == 240
     assert 0.0 <= m["agreement"]["int8_vs_float32"] <= 1.0
     # The synthetic classes are easy: a model that learnt nothing would sit at 0.5.
     assert m["test"]["float32"]["balanced_accuracy"] >= 0.8
     assert m["agreement"]["int8_vs_float32"] >= 0.9
-    assert m["test"]["float32"]["balanced_accuracy"] - m["test"]["int8"]["balanced_accuracy"] <= 0.01
+    assert m["test"]["float32"]["balanced_accuracy"] - m["test"]["int8"]["balanced_accuracy"] <= 0.06
 
 
 def test_manifest_matches_the_model(converted):
