@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--rep-samples", type=int, default=500, help="training pictures used to calibrate int8")
     i.add_argument("--head-epochs", type=int, default=4)
     i.add_argument("--fine-epochs", type=int, default=20)
-    i.add_argument("--fine-tune-from", default=None, help="first backbone layer to fine-tune (default block_13_expand)")
+    i.add_argument("--fine-tune-from", default=None, help="first backbone layer to fine-tune (default block_6_expand)")
     i.add_argument("--batch", type=int, default=64)
     i.add_argument("--head-lr", type=float, default=1e-3, help="learning rate of the head phase (of all training with --weights none)")
     i.add_argument("--fine-lr", type=float, default=2e-4, help="learning rate of the fine-tuning phase")

@@ -16,7 +16,7 @@ from converter.dataset import Sample
 from edge.bundle import InputSpec
 from edge.image import normalise, open_frame, prepare_tile
 
-TOP_BLOCKS_FROM = "block_13_expand"  # phase 2 trains from here up (the last 4 inverted-residual blocks + head conv)
+TOP_BLOCKS_FROM = "block_6_expand"  # phase 2 trains from here up: measured better than block_13 for accuracy and int8 (README)
 
 
 @dataclass(frozen=True)
