@@ -33,11 +33,12 @@ demo: $(VENV)/.edge
 # The delivery tests start their own mosquitto on a free loopback port with their own config, so a
 # broker service that the Debian package may have started (on 1883) is never used.
 test: $(VENV)/.test
-	command -v mosquitto >/dev/null || (apt-get update -qq && apt-get install -y -qq mosquitto mosquitto-clients)
+	(command -v mosquitto && command -v openssl) >/dev/null || (apt-get update -qq && apt-get install -y -qq mosquitto mosquitto-clients openssl)
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.test
 	$(PY) bench/image_pipeline.py
+	$(PY) bench/outbox_drain.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache
