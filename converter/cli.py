@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--batch", type=int, default=64)
     i.add_argument("--head-lr", type=float, default=1e-3, help="learning rate of the head phase (of all training with --weights none)")
     i.add_argument("--fine-lr", type=float, default=2e-4, help="learning rate of the fine-tuning phase")
-    i.add_argument("--constant-lr", action="store_true", help="no cosine decay of the fine-tuning learning rate")
+    i.add_argument("--cosine", action="store_true", help="decay the fine-tuning learning rate along a cosine (measured: better float, worse int8)")
     i.add_argument("--keep-keras", type=Path, help="also save the float Keras model (.keras) here")
     i.add_argument("--patience", type=int, default=4, help="epochs without validation gain before stopping")
     i.add_argument("--seed", type=int, default=0)
@@ -121,7 +121,7 @@ def cmd_image(args) -> int:
     config = TrainConfig(
         size=args.size, alpha=args.alpha, weights=weights, batch=args.batch, head_epochs=args.head_epochs,
         fine_epochs=args.fine_epochs, patience=args.patience, seed=args.seed, fine_tune_from=args.fine_tune_from or TOP_BLOCKS_FROM,
-        head_lr=args.head_lr, fine_lr=args.fine_lr, cosine=not args.constant_lr,
+        head_lr=args.head_lr, fine_lr=args.fine_lr, cosine=args.cosine,
     )
     try:
         result = convert_images(dataset, args.out, options, config)

@@ -34,7 +34,9 @@ class TrainConfig:
     fine_tune_from: str = TOP_BLOCKS_FROM
     seed: int = 0
     augment: bool = True
-    cosine: bool = True  # decay the fine-tuning learning rate to 0 along a cosine over its epochs
+    # Decay the fine-tuning learning rate to 0 along a cosine. Off by default: on the Sentinel-2 tiles it
+    # gave a better float model (0.914) that lost 1.8 pp in int8, against 0.907 / -0.7 pp without.
+    cosine: bool = False
 
 
 @dataclass
