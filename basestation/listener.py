@@ -30,7 +30,8 @@ import paho.mqtt.client as mqtt
 from basestation.payloads import Rejected, parse
 from basestation.store import Store
 from edge import topics
-from edge.connection import Backoff, BadSettings, BrokerSettings, ConnectionFailed, connect, explain_refusal, new_client
+from edge.connection import Backoff, BrokerSettings, connect, new_client
+from edge.link import Link
 
 log = logging.getLogger("nv.base")
 
@@ -52,12 +53,7 @@ class Listener:
         self.store = store
         self.settings = settings
         self.options = options
-        self.client: mqtt.Client | None = None
-        self.connected = False
-        self.stopping = False
-        self.refusal = ""  # why the broker refused our last CONNECT
-        self.backoff = Backoff(1.0, options.backoff_max_s)
-        self.next_attempt = 0.0
+        self.link = Link(settings, Backoff(1.0, options.backoff_max_s), open_client=self._open, on_retry=self._retrying, log=log)
         self.pending: list[tuple[mqtt.Client, mqtt.MQTTMessage]] = []
         self.first_pending = 0.0
         self.totals = {"stored": 0, "duplicates": 0, "rejected": 0}
@@ -76,17 +72,9 @@ class Listener:
     def run(self, stop: threading.Event) -> None:
         try:
             while not stop.is_set():
-                now = time.monotonic()
-                if self.client is None:
-                    if now >= self.next_attempt:
-                        self._open()
-                    else:
-                        stop.wait(min(0.1, self.next_attempt - now))
+                if not self.link.turn(stop, busy=bool(self.pending)):
                     continue
-                client = self.client
-                rc = client.loop(timeout=0.01 if self.pending else 0.05)
-                if rc != mqtt.MQTT_ERR_SUCCESS and self.client is client:
-                    self._lost(mqtt.error_string(rc))
+                now = time.monotonic()
                 if self.pending and (len(self.pending) >= self.options.batch
                                      or time.monotonic() - self.first_pending >= self.options.max_delay_s):
                     self._flush()
@@ -94,58 +82,32 @@ class Listener:
                     self.next_report = now + self.options.report_every_s
                     log.info("so far: %(stored)d stored, %(duplicates)d duplicates, %(rejected)d rejected", self.totals)
         finally:
-            self.stopping = True
+            self.link.stopping = True
             if self.pending:
                 self._flush()
-            client = self.client
+            client = self.link.client
             if client is not None:
                 client.disconnect()
                 client.loop(timeout=0.05)
 
-    def _open(self) -> None:
-        try:
-            client = new_client(self.settings, manual_ack=True, max_inflight=100)
-            client.on_connect = self._on_connect
-            client.on_disconnect = self._on_disconnect
-            client.on_message = self._on_message
-            # The broker sends at most this many unacknowledged messages: room for a full batch
-            # while the previous one commits.
-            connect(client, self.settings, receive_maximum=2 * self.options.batch)
-        except BadSettings:
-            raise
-        except ConnectionFailed as exc:
-            self._retry_later(str(exc))
-            return
-        self.client = client
+    def _open(self) -> mqtt.Client:
+        client = new_client(self.settings, manual_ack=True, max_inflight=100)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        # The broker sends at most this many unacknowledged messages: room for a full batch
+        # while the previous one commits.
+        connect(client, self.settings, receive_maximum=2 * self.options.batch)
+        return client
 
-    def _retry_later(self, why: str) -> None:
-        delay = self.backoff.next()
-        self.next_attempt = time.monotonic() + delay
+    def _retrying(self, why: str, delay: float) -> None:
         if why != self._last_error:
             log.error("%s; retrying in %.0f s", why, delay)
             self._last_error = why
 
-    def _lost(self, why: str) -> None:
-        was = self.connected
-        self.connected = False
-        client, self.client = self.client, None
-        if client is not None:
-            try:
-                client.disconnect()
-            except Exception:  # noqa: BLE001 - gone either way
-                pass
-        if was:
-            log.warning("lost the broker at %s (%s)", self.settings.address, why)
-        why = self.refusal or f"not connected to the broker at {self.settings.address} ({why})"
-        self.refusal = ""
-        self._retry_later(why)
-
     def _on_connect(self, client, userdata, flags, reason, properties) -> None:
-        if reason.is_failure:
-            self.refusal = explain_refusal(reason, self.settings)
-            return  # the broker closes the socket; loop() returns an error and _lost() backs off
-        self.connected = True
-        self.backoff.reset()
+        if not self.link.accepted(reason):
+            return
         self._last_error = ""
         # Subscribe on every connect: a broker that lost its state lost our subscriptions too.
         client.subscribe(self.subscriptions())
@@ -154,8 +116,7 @@ class Listener:
                  f", shared group {self.options.group}" if self.options.group else "")
 
     def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
-        if client is self.client and not self.stopping:
-            self._lost(str(reason))
+        self.link.dropped(client, reason)
 
     def _on_message(self, client, userdata, message) -> None:
         if not self.pending:
@@ -175,8 +136,8 @@ class Listener:
         self.totals["stored"] += saved.stored
         self.totals["duplicates"] += saved.duplicates
         self.totals["rejected"] += rejected
-        client = self.client
-        if client is None or not self.connected:
+        client = self.link.client
+        if client is None or not self.link.connected:
             return  # the broker redelivers them to our next connection; the store ignores repeats
         for owner, message in batch:
             if owner is client and message.qos > 0:  # a message id means nothing on another connection

@@ -25,9 +25,9 @@ import paho.mqtt.client as mqtt
 
 from edge import topics
 from edge.confirmations import Confirmations
-from edge.connection import (Backoff, BadSettings, BrokerSettings, ConnectionFailed, connect, explain_publish_refusal,
-                             explain_refusal, new_client)
+from edge.connection import Backoff, BrokerSettings, connect, explain_publish_refusal, new_client
 from edge.health import health_payload, status_payload
+from edge.link import Link
 from edge.inbound import parse_command, parse_receipt
 from edge.outbox import Outbox, Row
 
@@ -62,13 +62,9 @@ class Publisher:
         self.settings = settings
         self.options = options
         self.started = time.monotonic()
-        self.client: mqtt.Client | None = None
-        self.connected = False
-        self.stopping = False
-        self.refusal = ""  # why the broker refused our last CONNECT
+        self.link = Link(settings, Backoff(options.backoff_min_s, options.backoff_max_s), open_client=self._open,
+                         on_retry=self._retrying, on_lost=self._forget_inflight, log=log)
         self.window = options.window
-        self.backoff = Backoff(options.backoff_min_s, options.backoff_max_s)
-        self.next_attempt = 0.0
         self.hold = Backoff(options.backoff_min_s, options.hold_max_s)
         self.hold_until = 0.0
         self.inflight: dict[int, Row] = {}
@@ -88,18 +84,10 @@ class Publisher:
         """Publish until `stop` is set (or, with until_empty, until the outbox is empty)."""
         try:
             while not stop.is_set():
-                now = time.monotonic()
-                if self.client is None:
-                    if now >= self.next_attempt:
-                        self._open()
-                    else:
-                        stop.wait(min(0.1, self.next_attempt - now))
+                if not self.link.turn(stop, busy=bool(self.inflight)):
                     continue
-                client = self.client
-                rc = client.loop(timeout=0.01 if self.inflight else 0.05)
-                if rc != mqtt.MQTT_ERR_SUCCESS and self.client is client:
-                    self._lost(f"{mqtt.error_string(rc)}")
-                if self.connected:
+                now = time.monotonic()
+                if self.link.connected:
                     self._pump(now)
                     self._heartbeat(now)
                 self._commit(now)
@@ -110,55 +98,31 @@ class Publisher:
         finally:
             self._shutdown()
 
-    def _open(self) -> None:
+    def _open(self) -> mqtt.Client:
         will = (self._topic(topics.STATUS), status_payload(self.options.device, "offline"))
-        try:
-            client = new_client(self.settings, max_inflight=self.options.window, will=will)
-            client.on_connect = self._on_connect
-            client.on_disconnect = self._on_disconnect
-            client.on_publish = self._on_publish
-            client.on_message = self._on_message
-            connect(client, self.settings)
-        except BadSettings:
-            raise
-        except ConnectionFailed as exc:
-            self._retry_later(str(exc))
-            return
-        self.client = client
+        client = new_client(self.settings, max_inflight=self.options.window, will=will)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        connect(client, self.settings)
+        return client
 
-    def _retry_later(self, why: str) -> None:
-        delay = self.backoff.next()
-        self.next_attempt = time.monotonic() + delay
+    def _retrying(self, why: str, delay: float) -> None:
         self._report(logging.ERROR, f"{why}; the outbox keeps {self.outbox.depth()} record(s); retrying in {delay:.0f} s")
 
-    def _lost(self, why: str) -> None:
-        was_connected = self.connected
-        self.connected = False
-        client, self.client = self.client, None
-        if client is not None:
-            try:
-                client.disconnect()  # closes the socket, if paho has not already
-            except Exception:  # noqa: BLE001 - the connection is gone either way
-                pass
+    def _forget_inflight(self) -> None:
         # What was in flight is unconfirmed: the next connection sends it again from the outbox.
         self.inflight.clear()
         self.inflight_seqs.clear()
         self.prefetch.clear()
         self.cursor = 0
-        if was_connected:
-            log.warning("lost the broker at %s (%s)", self.settings.address, why)
-        why = self.refusal or f"not connected to the broker at {self.settings.address} ({why})"
-        self.refusal = ""
-        self._retry_later(why)
 
     # -- paho callbacks (run inside client.loop(), on this thread) -------------------------------
 
     def _on_connect(self, client, userdata, flags, reason, properties) -> None:
-        if reason.is_failure:
-            self.refusal = explain_refusal(reason, self.settings)
-            return  # the broker closes the socket; loop() returns an error and _lost() backs off
-        self.connected = True
-        self.backoff.reset()
+        if not self.link.accepted(reason):
+            return
         self.window = self.options.window
         receive_max = getattr(properties, "ReceiveMaximum", None) if properties is not None else None
         if receive_max:
@@ -178,8 +142,7 @@ class Publisher:
         self.heartbeat_now = True
 
     def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
-        if client is self.client and not self.stopping:
-            self._lost(str(reason))
+        self.link.dropped(client, reason)
 
     def _on_publish(self, client, userdata, mid, reason, properties) -> None:
         row = self.inflight.pop(mid, None)
@@ -220,10 +183,10 @@ class Publisher:
             if row.seq in self.inflight_seqs or row.seq in self.confirmations.settled:
                 continue
             payload = self._late(row) if row.is_detection else row.payload
-            info = self.client.publish(self._topic(row.leaf), payload, qos=1)
+            info = self.link.client.publish(self._topic(row.leaf), payload, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 self.prefetch.appendleft(row)
-                return  # the connection is going; _lost() resets everything
+                return  # the connection is going; Link.lost() resets everything
             self.inflight[info.mid] = row
             self.inflight_seqs.add(row.seq)
             self.published += 1
@@ -280,21 +243,22 @@ class Publisher:
         payload = health_payload(self.options.device, started=self.started, stats=self.outbox.stats(),
                                  outbox_dir=self.outbox.path.parent, models=self.options.models,
                                  protocol=self.settings.protocol)
-        self.client.publish(self._topic(topics.HEALTH), payload, qos=1, retain=True)
+        self.link.client.publish(self._topic(topics.HEALTH), payload, qos=1, retain=True)
 
     def _shutdown(self) -> None:
         """A clean stop: say `stopped` (retained), wait briefly for its PUBACK, save confirmations."""
-        self.stopping = True
-        client = self.client
-        if client is not None and self.connected:
+        link = self.link
+        link.stopping = True
+        client = link.client
+        if client is not None and link.connected:
             info = client.publish(self._topic(topics.STATUS), status_payload(self.options.device, "stopped"), qos=1, retain=True)
             deadline = time.monotonic() + 3.0
-            while not info.is_published() and time.monotonic() < deadline and self.connected:
+            while not info.is_published() and time.monotonic() < deadline and link.connected:
                 client.loop(timeout=0.05)
             client.disconnect()
             client.loop(timeout=0.05)
-        self.client = None
-        self.connected = False
+        link.client = None
+        link.connected = False
         self._commit(time.monotonic(), force=True)
 
     # -- small things ----------------------------------------------------------------------------
