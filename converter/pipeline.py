@@ -7,14 +7,14 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from converter.crosscheck import run_on_backend
 from converter.dataset import Dataset, class_weights, label_counts, split
-from converter.metrics import summary, threshold_for_precision
+from converter.metrics import precision_recall_curve, summary, threshold_for_precision
 from converter.quantize import to_tflite
 from converter.train import TrainConfig, load_pixels, train
 from edge import __version__
@@ -80,7 +80,7 @@ def convert_images(
         missing = [label for label, n in label_counts(samples, labels).items() if n == 0]
         if missing:
             raise ValueError(f"the {name} split has no {missing} pictures: add data or groups for them")
-    log(f"split (groups whole): " + ", ".join(f"{k} {len(v)}" for k, v in parts.items())
+    log("split (groups whole): " + ", ".join(f"{k} {len(v)}" for k, v in parts.items())
         + f"; {dataset.groups_merged} groups merged")
     t0 = time.time()
     px = {k: load_pixels(v, spec) for k, v in parts.items()}
@@ -227,8 +227,6 @@ def _manifest_metrics(metrics: dict) -> dict:
 
 
 def _pr_points(is_positive: np.ndarray, score: np.ndarray) -> dict:
-    from converter.metrics import precision_recall_curve
-
     t, p, r = precision_recall_curve(is_positive, score)
     return {"threshold": t.tolist(), "precision": p.tolist(), "recall": r.tolist()}
 
@@ -239,7 +237,3 @@ def _worst_errors(samples, y_true, scores, labels, n: int = 16) -> list[dict]:
     order = wrong[np.argsort(-confidence)][:n]
     return [{"path": str(samples[i].path), "true": labels[y_true[i]], "predicted": labels[int(scores[i].argmax())],
              "score": round(float(scores[i].max()), 4)} for i in order]
-
-
-def config_dict(config: TrainConfig) -> dict:
-    return asdict(config)
