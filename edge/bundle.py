@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from edge import __version__
+from edge.logmel import FeatureSpecError, LogMelSpec
 
 FORMAT_VERSION = 1
 MODEL_ENTRY = "model.tflite"
 MANIFEST_ENTRY = "manifest.json"
 TASKS = ("image", "audio")
+COLOURS = {"image": "rgb", "audio": "log-mel"}  # what the input tensor holds, per task
 INPUT_DTYPES = ("int8", "uint8", "float32")
 RESIZE_RULES = ("bilinear", "nearest", "bicubic")
 
@@ -34,7 +36,7 @@ class InputSpec:
     """How a picture becomes the model's input tensor: resize to `size`, then (x - mean) / std."""
 
     size: tuple[int, int]  # (width, height) in model pixels
-    colour: str = "rgb"
+    colour: str = "rgb"  # "log-mel" for audio models: size is then (n_mels, frames) and mean/std are unused
     resize: str = "bilinear"
     mean: tuple[float, float, float] = (127.5, 127.5, 127.5)
     std: tuple[float, float, float] = (127.5, 127.5, 127.5)
@@ -180,8 +182,15 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
     input_spec = _parse_input(_get(data, "input", dict, where), where)
     trained_on = _parse_trained_on(_get(data, "trained_on", dict, where), where)
     audio = data.get("audio")
-    if task == "audio" and not isinstance(audio, dict):
-        raise BundleError(f"{where}: audio: an audio model needs its feature spec (an object)")
+    if task == "audio":
+        if not isinstance(audio, dict):
+            raise BundleError(f"{where}: audio: an audio model needs its feature spec (an object)")
+        try:
+            LogMelSpec.from_dict(audio, "audio")
+        except FeatureSpecError as exc:
+            raise BundleError(f"{where}: {exc}") from None
+    if input_spec.colour != COLOURS[task]:
+        raise BundleError(f"{where}: input.colour: a {task} model takes {COLOURS[task]!r}, got {input_spec.colour!r}")
     sha = _get(data, "model_sha256", str, where)
     if len(sha) != 64:
         raise BundleError(f"{where}: model_sha256: expected 64 hex digits, got {sha!r}")
@@ -212,8 +221,8 @@ def _parse_input(raw: dict, where: str) -> InputSpec:
     if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
         raise BundleError(f"{where}.size: expected [width, height] in pixels, got {size!r}")
     colour = _get(raw, "colour", str, where)
-    if colour != "rgb":
-        raise BundleError(f"{where}.colour: only 'rgb' is supported, got {colour!r}")
+    if colour not in COLOURS.values():
+        raise BundleError(f"{where}.colour: expected one of {tuple(COLOURS.values())}, got {colour!r}")
     resize = _get(raw, "resize", str, where)
     if resize not in RESIZE_RULES:
         raise BundleError(f"{where}.resize: expected one of {RESIZE_RULES}, got {resize!r}")
@@ -272,6 +281,10 @@ def check_tensors(
         width, height = manifest.input.size
         if len(input_shape) != 4 or tuple(input_shape[1:]) != (height, width, 3):
             problems.append(f"input tensor is {list(input_shape)}, manifest says [N, {height}, {width}, 3]")
+    if manifest.task == "audio":
+        spec = LogMelSpec.from_dict(manifest.audio)
+        if len(input_shape) != 4 or tuple(input_shape[1:]) != spec.input_shape:
+            problems.append(f"input tensor is {list(input_shape)}, manifest says [N, {spec.frames}, {spec.n_mels}, 1]")
     if input_dtype != manifest.input.dtype:
         problems.append(f"input tensor type is {input_dtype}, manifest says {manifest.input.dtype}")
     if len(output_shape) != 2 or output_shape[-1] != len(manifest.labels):

@@ -22,7 +22,10 @@ class Model:
         self._table = pixel_table(self.manifest, self.runner)
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
-        """uint8 pixels (N, H, W, 3) -> scores (N, labels)."""
+        """Image models: uint8 pixels (N, H, W, 3) -> scores (N, labels). Audio models: the normalised
+        log-mel input (N, frames, n_mels, 1) float32 from `edge.logmel.normalise` -> scores."""
+        if self.manifest.task == "audio":
+            return self.runner.run(pixels)
         if self._table is None:
             return self.runner.run(normalise(pixels, self.manifest.input))
         if self._table.ndim == 1:
@@ -40,7 +43,7 @@ def pixel_table(manifest: Manifest, runner: Runner) -> np.ndarray | None:
     """For a quantized input, every uint8 pixel value maps to one tensor value per channel: a lookup
     table built with the same normalise + quantize steps gives the same tensor in a fraction of the
     time. Shape (256,) when the channels share mean and std, else (256, 3); None for float inputs."""
-    if not runner.input.quantized:
+    if not runner.input.quantized or manifest.task != "image":
         return None
     values = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
     table = quantize(normalise(values, manifest.input), runner.input)

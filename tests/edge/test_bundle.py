@@ -112,6 +112,10 @@ def test_manifest_not_json(tiny_int8, tmp_path):
                     "mean": [0, 0, 0], "std": [1, 0, 1]}}, "input.std: values must be > 0"),
         ({"trained_on": {"source": "x", "tile_px": -3}}, "trained_on.tile_px: expected a positive integer"),
         ({"task": "audio"}, "audio: an audio model needs its feature spec"),
+        ({"task": "audio", "audio": {"n_mels": "64"}}, r"audio\.n_mels: expected an integer"),
+        ({"task": "audio", "audio": {"features": "log-mel"}}, "input.colour: a audio model takes 'log-mel', got 'rgb'"),
+        ({"input": {"size": [64, 96], "colour": "log-mel", "resize": "bilinear", "dtype": "int8",
+                    "mean": [0, 0, 0], "std": [1, 1, 1]}}, "input.colour: a image model takes 'rgb'"),
         ({"name": None}, "name: expected str"),
     ],
 )
@@ -142,6 +146,17 @@ def test_manifest_tensor_mismatch(tiny_int8, tmp_path, change, message):
     wrong = tmp_path / "wrong.nvm"
     write_bundle(wrong, model_bytes, replace(tiny_manifest("wrong", "int8"), **change))
     with pytest.raises(BundleError, match=r"wrong\.nvm: model and manifest disagree: " + message):
+        load_model(wrong)
+
+
+def test_audio_manifest_checks_the_tensor_against_the_feature_spec(tiny_int8, tmp_path):
+    """An image network labelled as an audio model: the input tensor is not [N, frames, n_mels, 1]."""
+    model_bytes = read_bundle(tiny_int8).model_bytes
+    wrong = tmp_path / "wrong.nvm"
+    audio = replace(tiny_manifest("wrong", "int8"), task="audio", audio={"features": "log-mel", "frames": 96, "n_mels": 64},
+                    input=InputSpec(size=(64, 96), colour="log-mel", dtype="int8"))
+    write_bundle(wrong, model_bytes, audio)
+    with pytest.raises(BundleError, match=r"input tensor is \[1, 32, 32, 3\], manifest says \[N, 96, 64, 1\]"):
         load_model(wrong)
 
 
