@@ -13,9 +13,12 @@ from basestation.store import Store
 def write_listing(store: Store, out: TextIO, *, limit: int) -> None:
     out.write(f"recent detections (newest first, {limit} at most)\n")
     fmt = "{:<36} {:<12} {:<24} {:<12} {:>6} {:<5} {:>9}  {}\n"
-    out.write(fmt.format("id", "device", "captured", "label", "score", "alert", "late (s)", "where / error"))
+    out.write(fmt.format("id", "device", "captured", "label", "score", "alert", "late (s)", "where / event / error"))
     for r in store.recent(limit):
         where = r["error"] or (f"{r['lat']:.5f},{r['lon']:.5f}" if r["lat"] is not None else "")
+        event = json.loads(r["record"]).get("event") if r["label"] is not None else None
+        if isinstance(event, dict):
+            where = f"{where}  {_event(event)}".strip()
         score = "" if r["score"] is None else f"{r['score']:.3f}"
         alert = "" if r["alert"] is None else ("YES" if r["alert"] else "no")
         late = "" if r["queued_s"] is None else f"{r['queued_s']:.0f}"
@@ -39,6 +42,30 @@ def write_listing(store: Store, out: TextIO, *, limit: int) -> None:
     counters = store.counters()
     out.write(f"\nstored {counters.get('stored', 0)}, duplicates ignored {counters.get('duplicates', 0)}, "
               f"rejected {counters.get('rejected', 0)} (see the listener's log for why)\n")
+
+
+def _event(event: dict) -> str:
+    """One phase of an event in a line: "event end 16:00:00Z–16:42:10Z (42 min), peak 0.931 at 16:10:00Z, 5060 windows"."""
+    start, end = event["start"], event["end"]
+    until = "…" if end is None else _clock(end) if end[:10] == start[:10] else f"{end[:10]} {_clock(end)}"
+    text = (f"event {event['phase']} {_clock(start)}–{until} ({_duration(event['duration_s'])}), peak {event['peak_score']:.3f} "
+            f"at {_clock(event['peak_time'])}, {event['windows']} windows")
+    if event.get("suppressed"):
+        text += f", {event['suppressed']} suppressed in cooldown"
+    return text
+
+
+def _clock(iso: str) -> str:
+    """The time of day of an ISO 8601 UTC time, to the second ("16:42:10Z"); the date is in `captured`."""
+    return iso[11:19] + "Z"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _cut(text: str, width: int) -> str:

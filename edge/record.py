@@ -6,29 +6,24 @@ bump only adds optional fields; a major bump changes or removes one.
 
 from __future__ import annotations
 
+import math
 import os
-import secrets
 import socket
-import time
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import numpy as np
+
 from edge.classify import FrameResult
+from edge.decision import Decision
+from edge.events import Event, EventRules
+from edge.ids import uuid7  # in edge/ids.py so that edge/events.py need not import records; still importable from here
 
-SCHEMA_VERSION = "1.1"  # 1.1 added `queued_s` (set by the publisher)
+SCHEMA_VERSION = "1.2"  # 1.1 added `queued_s` (set by the publisher); 1.2 added `event` and `audio`
 SCORE_DIGITS = 4
-
-
-def uuid7() -> str:
-    """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then random bits; sorts by creation time."""
-    millis = time.time_ns() // 1_000_000
-    value = (millis & ((1 << 48) - 1)) << 80
-    value |= 0x7 << 76  # version
-    value |= secrets.randbits(12) << 64
-    value |= 0b10 << 62  # variant
-    value |= secrets.randbits(62)
-    text = f"{value:032x}"
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+SECONDS_DIGITS = 3
+RMS_FLOOR_DBFS = -200.0  # digital silence is -inf dBFS, which JSON cannot carry
 
 
 def iso_utc(moment: datetime) -> str:
@@ -108,4 +103,93 @@ def error_record(*, source: str, error: str, device: str, kind: str = "image", m
     if model is not None:
         record["model"] = model
     record["error"] = error
+    return record
+
+
+def event_record(
+    event: Event,
+    *,
+    kind: str,
+    source: str,
+    device: str,
+    model: dict,
+    rules: EventRules,
+    origin: datetime | None,
+    time_source: str = "received",
+) -> dict:
+    """One phase of an event as a record. `origin` is the clip's start when the event's times are
+    offsets into a clip; None when they are Unix times. `time_source` says how that time base is
+    known (a live stream's times are "received"). Every record gets its own id: `event.id` links
+    the phases."""
+    if kind not in ("audio", "image"):
+        raise ValueError(f"event record kind must be 'audio' or 'image', got {kind!r}")
+    if origin is not None and origin.tzinfo is None:
+        raise ValueError(f"{source}: the event origin {origin} has no time zone; pass an aware datetime (UTC)")
+
+    def moment(seconds: float) -> datetime:
+        return origin + timedelta(seconds=seconds) if origin is not None else datetime.fromtimestamp(seconds, timezone.utc)
+
+    def at(seconds: float) -> str:
+        return iso_utc(moment(seconds))
+
+    record = _base(device, source, kind, moment(event.start), time_source)
+    record.update(model=model, label=event.label, score=round(event.peak_score, SCORE_DIGITS), alert=True,
+                  threshold=event.threshold)
+    body = {
+        "id": event.id,
+        "phase": event.phase,
+        "start": at(event.start),
+        "end": None if event.end is None else at(event.end),
+        "duration_s": round(event.duration_s, SECONDS_DIGITS),
+        "peak_score": round(event.peak_score, SCORE_DIGITS),
+        "peak_time": at(event.peak_time),
+        "windows": event.windows,
+        "hot_windows": event.hot_windows,
+        "mean_score": round(event.mean_score, SCORE_DIGITS),
+        "suppressed": event.suppressed,
+        "rules": {"k": rules.k, "n": rules.n, "hysteresis": rules.hysteresis, "cooldown_s": rules.cooldown_s},
+    }
+    if origin is not None:
+        body["offset_s"] = round(event.start, SECONDS_DIGITS)
+    record["event"] = body
+    return record
+
+
+def audio_window_record(
+    *,
+    scores: Sequence[float] | np.ndarray,
+    labels: Sequence[str],
+    decision: Decision,
+    model: dict,
+    source: str,
+    device: str,
+    moment: datetime,
+    time_source: str,
+    offset_s: float,
+    duration_s: float,
+    rms_dbfs: float,
+    sample_rate: int,
+) -> dict:
+    """One classified audio window. `moment` is when the window starts; `offset_s` is where it
+    starts in its source (seconds from the clip's or stream's start)."""
+    if len(scores) != len(labels):
+        raise ValueError(f"{source}: {len(scores)} scores for {len(labels)} labels ({', '.join(labels)})")
+    if math.isnan(rms_dbfs):
+        raise ValueError(f"{source}: rms_dbfs is NaN at offset {offset_s} s: the window's samples are not finite")
+    record = _base(device, source, "audio", moment, time_source)
+    record.update(
+        model=model,
+        label=decision.label,
+        score=round(decision.score, SCORE_DIGITS),
+        scores={label: round(float(v), SCORE_DIGITS) for label, v in zip(labels, scores)},
+        alert=decision.alert,
+    )
+    if decision.threshold is not None:
+        record["threshold"] = decision.threshold
+    record["audio"] = {
+        "offset_s": round(offset_s, SECONDS_DIGITS),
+        "duration_s": round(duration_s, SECONDS_DIGITS),
+        "rms_dbfs": round(max(rms_dbfs, RMS_FLOOR_DBFS), 1),
+        "sample_rate": int(sample_rate),
+    }
     return record

@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta, timezone
 
-from edge.record import SCHEMA_VERSION, iso_utc, uuid7
+from edge.events import EventRules, EventTracker
+from edge.record import SCHEMA_VERSION, event_record, iso_utc, uuid7
 
 MODEL = {"name": "mining-s2", "version": "0.1.0-test", "sha256": "ab" * 32}
 
@@ -36,3 +37,18 @@ def detection(device: str, n: int, *, alert: bool | None = None, geo: bool = Tru
 
 def detections(device: str, count: int, start: int = 0, **kwargs) -> list[dict]:
     return [detection(device, n, **kwargs) for n in range(start, start + count)]
+
+
+def event_phases(device: str, *, minutes: float = 42.0) -> list[dict]:
+    """The start, update and end records of one live excavator event of `minutes`, made by
+    edge/events.py and edge/record.py from audio windows (1 s every 0.5 s)."""
+    rules = EventRules()
+    tracker = EventTracker(("background", "excavator"), {"excavator": 0.5}, rules)
+    first = datetime(2026, 5, 1, 16, tzinfo=timezone.utc).timestamp()
+    loud = int(minutes * 120)
+    events = []
+    for i in range(loud + rules.n):
+        score = 0.9 if i < loud else 0.1
+        events += tracker.observe(first + i / 2, first + i / 2 + 1, [1 - score, score])
+    kept = [events[0], events[1], events[-1]]  # start, the first update, end
+    return [event_record(e, kind="audio", source="mic0", device=device, model=MODEL, rules=rules, origin=None) for e in kept]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from basestation.payloads import Accepted
 from basestation.store import Store
-from detections import detection
+from detections import detection, event_phases
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,6 +37,19 @@ def test_list_shows_detections_and_units(tmp_path):
     unit = next(l for l in proc.stdout.splitlines() if l.startswith("unit-7 "))
     assert "online" in unit and "12.3 GB" in unit and "NOT SYNC" in unit and "51.2" in unit
     assert "rejected 2" in proc.stdout
+
+
+def test_list_shows_event_phases_with_their_span_and_peak(tmp_path):
+    store = Store(tmp_path / "b.db")
+    start, update, end = event_phases("unit-7", minutes=42)
+    store.save([Accepted("detection", "unit-7", r, r["id"]) for r in (start, update, end)])
+    proc = nv_base("list", "--db", tmp_path / "b.db")
+    assert proc.returncode == 0, proc.stderr
+    lines = {r["event"]["phase"]: next(l for l in proc.stdout.splitlines() if l.startswith(r["id"])) for r in (start, update, end)}
+    assert "excavator" in lines["end"] and "0.900" in lines["end"] and "2026-05-01T16:00:00.000Z" in lines["end"]
+    assert "event end 16:00:00Z–16:42:00Z (42 min), peak 0.900 at 16:00:00Z, 5040 windows" in lines["end"]
+    assert "event start 16:00:00Z–… (1.5 s)" in lines["start"]
+    assert "event update 16:00:00Z–… (10 min)" in lines["update"]
 
 
 def test_export_writes_a_file_and_says_what_it_left_out(tmp_path):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
 from basestation.payloads import MAX_THUMBNAIL_BYTES, Rejected, parse
-from detections import detection
-from edge.record import SCHEMA_VERSION, error_record
+from detections import MODEL, detection, event_phases
+from edge.decision import Decision
+from edge.record import SCHEMA_VERSION, audio_window_record, error_record
 
 
 def as_json(value) -> bytes:
@@ -22,11 +25,24 @@ def test_a_detection_is_accepted_with_its_id_and_device():
 
 
 def test_error_records_and_version_1_0_records_are_still_valid():
-    assert SCHEMA_VERSION == "1.1"
+    assert SCHEMA_VERSION == "1.2"
     err = error_record(source="card/x.jpg", error="card/x.jpg: empty file (0 bytes)", device="unit-1")
     assert parse("naturevision/unit-1/detection", as_json(err)).kind == "detection"
     old = dict(detection("unit-1", 2), schema="1.0")  # from a unit not yet updated: no queued_s
     assert parse("naturevision/unit-1/detection", as_json(old)).value["schema"] == "1.0"
+
+
+def test_event_and_audio_window_records_of_1_2_are_accepted():
+    for record in event_phases("unit-1"):
+        assert parse("naturevision/unit-1/detection", as_json(record)).value["event"]["phase"] == record["event"]["phase"]
+    window = audio_window_record(scores=[0.2, 0.8], labels=("background", "excavator"),
+                                 decision=Decision("excavator", 0.8, True, 0.5), model=MODEL, source="mic0",
+                                 device="unit-1", moment=datetime(2026, 5, 1, tzinfo=timezone.utc), time_source="received",
+                                 offset_s=30.5, duration_s=1.0, rms_dbfs=-31.0, sample_rate=16000)
+    assert parse("naturevision/unit-1/detection", as_json(window)).value["audio"]["offset_s"] == 30.5
+    start = event_phases("unit-1")[0]
+    with pytest.raises(Rejected, match="at event/windows"):
+        parse("naturevision/unit-1/detection", as_json(dict(start, event=dict(start["event"], windows=0))))
 
 
 @pytest.mark.parametrize("change, reason", [

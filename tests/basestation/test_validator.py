@@ -5,14 +5,16 @@ from __future__ import annotations
 import copy
 import json
 import random
+from datetime import datetime, timezone
 
 import jsonschema
 import pytest
 
 from basestation.validator import SCHEMA_DIR, load_validator
-from detections import detection
+from detections import MODEL, detection, event_phases
 from edge.health import status_payload
-from edge.record import error_record
+from edge.decision import Decision
+from edge.record import audio_window_record, error_record
 
 VALUES = [None, True, False, 0, 1, -1, 0.5, 1.5, 2, 1e9, -200, "", "x", "1.1", "2.0", "exif", "online", "image",
           "2026-05-01T00:00:00Z", "01a21411-ad67-7fd2-9f89-eae9ed1a430b", "ab" * 32, [], [1, "x"], {}, {"lat": 1}]
@@ -54,6 +56,13 @@ def samples():
     yield "detection", detection("unit-1", 10, tiled=True)
     yield "detection", dict(detection("unit-1", 11), queued_s=3.5)
     yield "detection", error_record(source="a.jpg", error="a.jpg: empty file (0 bytes)", device="unit-1")
+    yield "detection", event_phases("unit-1")[0]
+    yield "detection", event_phases("unit-1")[-1]
+    yield "detection", audio_window_record(scores=[0.2, 0.8], labels=("background", "excavator"),
+                                           decision=Decision("excavator", 0.8, True, 0.5), model=MODEL, source="mic0",
+                                           device="unit-1", moment=datetime(2026, 5, 1, tzinfo=timezone.utc),
+                                           time_source="received", offset_s=30.5, duration_s=1.0, rms_dbfs=-31.0,
+                                           sample_rate=16000)
     yield "status", json.loads(status_payload("unit-1", "online"))
 
 
