@@ -95,6 +95,7 @@ class Event:
     threshold: float
     suppressed: int  # hot observations that would have started an event during the cooldown before this one
     until: float  # end of the last held observation so far (= end once ended)
+    peak_scores: tuple[float, ...] = ()  # every label's score in the peak observation (the record's `scores`)
 
     @property
     def duration_s(self) -> float:
@@ -110,6 +111,7 @@ class _Active:
     suppressed: int
     peak_score: float = -math.inf
     peak_time: float = 0.0
+    peak_scores: tuple = ()  # every label's score in the peak observation
     windows: int = 0
     hot_windows: int = 0
     score_sum: float = 0.0
@@ -119,18 +121,19 @@ class _Active:
     quiet: int = 0
     quiet_sum: float = 0.0
 
-    def hold(self, start: float, end: float, score: float, hot: bool) -> None:
+    def hold(self, start: float, end: float, score: float, hot: bool, values: tuple) -> None:
         self.windows += self.quiet + 1
         self.score_sum += self.quiet_sum + score
         self.quiet, self.quiet_sum = 0, 0.0
         self.hot_windows += hot
         if score > self.peak_score:
-            self.peak_score, self.peak_time = score, start
+            self.peak_score, self.peak_time, self.peak_scores = score, start, values
         self.until = end
 
     def event(self, label: str, phase: str, end: float | None = None) -> Event:
         return Event(self.id, label, phase, self.start, end, self.peak_score, self.peak_time, self.windows,
-                     self.hot_windows, self.score_sum / self.windows, self.threshold, self.suppressed, self.until)
+                     self.hot_windows, self.score_sum / self.windows, self.threshold, self.suppressed, self.until,
+                     self.peak_scores)
 
 
 @dataclass
@@ -138,21 +141,21 @@ class _Label:
     label: str
     index: int
     threshold: float
-    history: deque = field(default_factory=deque)  # (start, end, score) of the last n observations
+    history: deque = field(default_factory=deque)  # (start, end, score, all scores) of the last n observations
     active: _Active | None = None
     cooldown_until: float = -math.inf
     suppressed: int = 0
 
-    def step(self, start: float, end: float, score: float, rules: EventRules) -> list[Event]:
+    def step(self, start: float, end: float, score: float, values: tuple, rules: EventRules) -> list[Event]:
         hot = score >= self.threshold
-        self.history.append((start, end, score))
+        self.history.append((start, end, score, values))
         if len(self.history) > rules.n:
             self.history.popleft()
         active = self.active
         if active is None:
             return self._maybe_start(rules)
         if score >= self.threshold - rules.hysteresis:
-            active.hold(start, end, score, hot)
+            active.hold(start, end, score, hot, values)
         else:
             active.quiet += 1
             active.quiet_sum += score
@@ -175,9 +178,9 @@ class _Label:
         first = eligible[0][0]
         self.active = active = _Active(uuid7(), first, self.threshold, self.suppressed)
         self.suppressed = 0
-        for start, end, score in self.history:
+        for start, end, score, values in self.history:
             if start >= first:
-                active.hold(start, end, score, score >= self.threshold)
+                active.hold(start, end, score, score >= self.threshold, values)
         active.last_report = active.until
         return [active.event(self.label, "start")]
 
@@ -225,6 +228,7 @@ class EventTracker:
         if values.shape[0] != len(self.labels):
             raise ValueError(f"got {values.shape[0]} scores for {len(self.labels)} labels ({', '.join(self.labels)})")
         events = []
+        every = tuple(float(v) for v in values)
         gap = self.rules.max_gap_s
         if self._last is not None and gap is not None and start_time - self._last[1] > gap:
             # Silence-gated windows or a stopped source: what happened in the gap is unknown,
@@ -238,7 +242,7 @@ class EventTracker:
             score = float(values[tracked.index])
             if not math.isfinite(score):
                 raise ValueError(f"score of {tracked.label!r} is {score} at {start_time}: the model gave a non-finite score")
-            events.extend(tracked.step(start_time, end_time, score, self.rules))
+            events.extend(tracked.step(start_time, end_time, score, every, self.rules))
         return events
 
     def close(self, time: float | None = None) -> list[Event]:

@@ -115,6 +115,7 @@ def event_record(
     model: dict,
     rules: EventRules,
     origin: datetime | None,
+    labels: Sequence[str],
     time_source: str = "received",
 ) -> dict:
     """One phase of an event as a record. `origin` is the clip's start when the event's times are
@@ -135,6 +136,8 @@ def event_record(
     record = _base(device, source, kind, moment(event.start), time_source)
     record.update(model=model, label=event.label, score=round(event.peak_score, SCORE_DIGITS), alert=True,
                   threshold=event.threshold)
+    # The peak window's scores: `scores` is required of every detection since 1.0.
+    record["scores"] = {name: round(v, SCORE_DIGITS) for name, v in zip(labels, event.peak_scores)}
     body = {
         "id": event.id,
         "phase": event.phase,

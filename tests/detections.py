@@ -51,4 +51,5 @@ def event_phases(device: str, *, minutes: float = 42.0) -> list[dict]:
         score = 0.9 if i < loud else 0.1
         events += tracker.observe(first + i / 2, first + i / 2 + 1, [1 - score, score])
     kept = [events[0], events[1], events[-1]]  # start, the first update, end
-    return [event_record(e, kind="audio", source="mic0", device=device, model=MODEL, rules=rules, origin=None) for e in kept]
+    return [event_record(e, kind="audio", source="mic0", device=device, model=MODEL, rules=rules, origin=None,
+                         labels=("background", "excavator")) for e in kept]

@@ -36,14 +36,15 @@ def phases(first: float = 0.0):
 
 def test_event_phases_become_valid_records_linked_by_the_event_id():
     start, update, end = phases()
-    records = [event_record(e, kind="audio", source="clips/river.wav", device="unit-7", model=MODEL, rules=RULES,
+    records = [event_record(e, kind="audio", source="clips/river.wav", device="unit-7", model=MODEL, rules=RULES, labels=LABELS,
                             origin=CLIP_START, time_source="file-mtime") for e in (start, update, end)]
     for record in records:
         VALIDATOR.validate(record)
         assert record["schema"] == SCHEMA_VERSION == "1.2"
         assert (record["kind"], record["label"], record["alert"], record["threshold"]) == ("audio", "excavator", True, 0.5)
         assert record["time"] == "2026-05-01T16:00:00.500Z" == record["event"]["start"]  # the event's start, not the phase's
-        assert record["event"]["offset_s"] == 0.5 and "scores" not in record
+        assert record["event"]["offset_s"] == 0.5
+        assert record["scores"]["excavator"] == record["score"]  # the peak window's scores
     assert len({r["id"] for r in records}) == 3 and {r["event"]["id"] for r in records} == {start.id}
     assert [r["event"]["phase"] for r in records] == ["start", "update", "end"]
     first, _, last = (r["event"] for r in records)
@@ -59,7 +60,7 @@ def test_event_phases_become_valid_records_linked_by_the_event_id():
 
 def test_live_events_carry_unix_times():
     unix = CLIP_START.timestamp()
-    (record,) = [event_record(e, kind="image", source="camera/north", device="unit-7", model=MODEL, rules=RULES,
+    (record,) = [event_record(e, kind="image", source="camera/north", device="unit-7", model=MODEL, rules=RULES, labels=LABELS,
                               origin=None) for e in phases(first=unix) if e.phase == "end"]
     VALIDATOR.validate(record)
     assert (record["time"], record["time_source"], record["kind"]) == ("2026-05-01T16:00:00.500Z", "received", "image")
@@ -69,20 +70,20 @@ def test_live_events_carry_unix_times():
 def test_event_records_refuse_what_they_cannot_say():
     (start, *_) = phases()
     with pytest.raises(ValueError, match="kind must be 'audio' or 'image'"):
-        event_record(start, kind="video", source="x", device="u", model=MODEL, rules=RULES, origin=None)
+        event_record(start, kind="video", source="x", device="u", model=MODEL, rules=RULES, labels=LABELS, origin=None)
     with pytest.raises(ValueError, match="has no time zone"):
-        event_record(start, kind="audio", source="x", device="u", model=MODEL, rules=RULES, origin=datetime(2026, 5, 1))
+        event_record(start, kind="audio", source="x", device="u", model=MODEL, rules=RULES, labels=LABELS, origin=datetime(2026, 5, 1))
 
 
 def test_the_schema_catches_broken_event_records():
-    start, _, end = (event_record(e, kind="audio", source="clips/river.wav", device="unit-7", model=MODEL, rules=RULES,
+    start, _, end = (event_record(e, kind="audio", source="clips/river.wav", device="unit-7", model=MODEL, rules=RULES, labels=LABELS,
                                   origin=CLIP_START) for e in phases())
     broken = [
         dict(end, event=dict(end["event"], end=None)),  # an end without an end time
         dict(start, event=dict(start["event"], end=end["event"]["end"])),  # a start that claims one
         dict(start, event=dict(start["event"], phase="stop")),
         dict(start, error="clips/river.wav: unreadable"),
-        {k: v for k, v in start.items() if k != "event"},  # neither scores nor event
+        {k: v for k, v in start.items() if k != "scores"},  # scores are required of every detection
     ]
     for record in broken:
         assert not VALIDATOR.is_valid(record), record
