@@ -3,6 +3,7 @@
     nv-edge classify PATH...   classify image files or folders, one JSON record per frame on stdout
     nv-edge info MODEL         show what a model bundle holds
     nv-edge publish            send an outbox to the broker until stopped (edge/publish_command.py)
+    nv-edge config check PATH  check the unit's config file (edge/config_command.py)
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from edge import __version__, publish_command
+from edge import __version__, config_command, publish_command
 from edge.bundle import BundleError
 from edge.classify import DEFAULT_BATCH, DEFAULT_OVERLAP, ClassifyOptions, classify_frame
 from edge.decision import resolve_thresholds
@@ -121,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--backend", choices=tuple(BACKENDS))
 
     publish_command.add_arguments(sub.add_parser("publish", help="send an outbox to the MQTT broker until stopped"))
+    config_command.add_arguments(sub.add_parser("config", help="check the unit's config file"))
     return parser
 
 
@@ -222,7 +224,8 @@ class UsageError(Exception):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"classify": cmd_classify, "info": cmd_info, "publish": publish_command.run}
+    handlers = {"classify": cmd_classify, "info": cmd_info, "publish": publish_command.run,
+                "config": config_command.run}
     try:
         return handlers[args.command](args)
     except (BundleError, UsageError, OutboxError) as exc:

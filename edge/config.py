@@ -1,0 +1,622 @@
+"""The field unit's config file: one TOML (`/etc/naturevision/edge.toml`) read into frozen dataclasses.
+
+`load_config(path)` checks everything a running service would trip over later, at once and without
+starting an interpreter: unknown keys, types and ranges, that model bundles open (checksum, manifest),
+that each model's task matches its section, that threshold overrides name alert labels of that model,
+and that the files it names (CA, client certificate, password files, watched folders) are there.
+Every error is a `ConfigError` that names the file and the key: "<file>: [section.key]: problem;
+expected ...". Array tables are counted from 1 as people count them: `image.sources[1]` is the first
+`[[image.sources]]`.
+
+Relative paths resolve against `device.state_dir` (the outbox) or the config file's folder (all else).
+Secrets live in files (`password_file`), never in the config, so the config can be shown and copied.
+The example with every key explained is `systemd/edge.example.toml`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import re
+import ssl
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from edge.bundle import BundleError, Manifest, read_bundle
+from edge.classify import DEFAULT_BATCH, DEFAULT_OVERLAP
+from edge.connection import DEFAULT_PORT, PROTOCOLS, BrokerSettings
+from edge.decision import resolve_thresholds
+from edge.events import EventRules
+from edge.interpreter import BACKENDS
+from edge.outbox import OutboxLimits
+from edge.publisher import CONFIRM_MODES, PublisherOptions
+from edge.tiling import MAX_OVERLAP
+
+DEFAULT_PATH = Path("/etc/naturevision/edge.toml")
+DEFAULT_STATE_DIR = Path("/var/lib/naturevision")
+DEVICE_ID = re.compile(r"[a-z0-9_-]{1,64}")
+AFTER_ACTIONS = ("keep", "delete", "move")
+_LIMITS = OutboxLimits()
+
+
+class ConfigError(Exception):
+    """The config cannot run: the message names the file, the key, the problem and what is expected."""
+
+
+# -- the parsed config -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Location:
+    lat: float
+    lon: float
+    alt_m: float | None = None
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    id: str  # the records' `device`, the MQTT user name and the topic prefix naturevision/<id>/
+    state_dir: Path
+    location: Location | None = None  # added to records that carry no GPS of their own
+
+
+@dataclass(frozen=True)
+class FolderSource:
+    """A watched folder: files copied in (drone card, camera trap, audio clips) are read once settled."""
+
+    type: ClassVar[str] = "folder"
+    path: Path
+    settle_s: float = 2.0  # a file must be unchanged this long: a copy in progress is not read half-written
+    poll_s: float = 1.0
+    after: str = "keep"  # keep | delete | move, once the file's record is in the outbox
+    done_dir: Path | None = None  # where after = "move" puts it (created when missing)
+    suffixes: tuple[str, ...] | None = None  # None = every image (or audio) suffix the edge reads
+    recursive: bool = False
+    name: str | None = None  # the ledger keys files by it; None = "folder:<path>"
+
+
+@dataclass(frozen=True)
+class HttpSource:
+    """A camera's snapshot URL, fetched every `interval_s`."""
+
+    type: ClassVar[str] = "http"
+    url: str
+    interval_s: float = 60.0
+    timeout_s: float = 10.0
+    username: str | None = None
+    password_file: Path | None = None
+    ca_file: Path | None = None  # https with a private CA (self-signed camera)
+    tls_verify: bool = True
+    max_bytes: int | None = None  # refuse larger snapshots; None = the source's default
+    name: str | None = None
+
+    def password(self) -> str | None:
+        return None if self.password_file is None else read_secret(self.password_file)
+
+
+@dataclass(frozen=True)
+class PicameraSource:
+    type: ClassVar[str] = "picamera2"
+    interval_s: float = 30.0
+    camera: int = 0  # index in Picamera2.global_camera_info()
+    size: tuple[int, int] | None = None  # (width, height) of the still; None = the sensor's full size
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class MicrophoneSource:
+    type: ClassVar[str] = "microphone"
+    device: str | int | None = None  # a name substring or an index; None = the system default
+    name: str | None = None
+
+
+ImageSource = FolderSource | HttpSource | PicameraSource
+AudioSource = MicrophoneSource | FolderSource
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    model: Path
+    manifest: Manifest = field(repr=False, compare=False)  # read and checked at load time
+    sources: tuple[ImageSource, ...]
+    thresholds: dict[str, float] = field(default_factory=dict)  # overrides of the manifest's
+    tile: int | None = None  # None = the model's training tile; 0 = the whole frame
+    overlap: float = DEFAULT_OVERLAP
+    backend: str | None = None
+    threads: int | None = None
+    batch: int = DEFAULT_BATCH
+    thumbnails: bool = False
+    events: EventRules | None = None  # None: one record per frame, no events
+
+    def resolved_thresholds(self) -> dict[str, float]:
+        return resolve_thresholds(self.manifest, self.thresholds)
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    model: Path
+    manifest: Manifest = field(repr=False, compare=False)
+    source: AudioSource
+    thresholds: dict[str, float] = field(default_factory=dict)
+    hop_s: float = 0.5
+    rms_gate_dbfs: float = -60.0
+    per_window: bool = False
+    backend: str | None = None
+    threads: int | None = None
+    events: EventRules = EventRules()  # audio always runs through events: a record per window is noise
+
+    def resolved_thresholds(self) -> dict[str, float]:
+        return resolve_thresholds(self.manifest, self.thresholds)
+
+
+@dataclass(frozen=True)
+class OutboxConfig:
+    path: Path
+    max_mb: float = _LIMITS.max_bytes / 2**20
+    max_records: int = _LIMITS.max_records
+    routine_max_age_days: float = _LIMITS.routine_max_age_s / 86400
+    alert_max_age_days: float = _LIMITS.alert_max_age_s / 86400
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    ca: Path
+    cert: Path | None = None
+    key: Path | None = None
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    host: str
+    port: int
+    protocol: str = "5"
+    tls: TlsConfig | None = None
+    password_file: Path | None = None
+    confirm: str = "receipt"
+    keepalive_s: int = 60
+    heartbeat_s: float = 60.0
+    window: int = 100
+    receipt_timeout_s: float = 60.0
+    max_backoff_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    path: Path
+    device: DeviceConfig
+    outbox: OutboxConfig
+    image: ImageConfig | None = None  # None: no image pipeline
+    audio: AudioConfig | None = None  # None: no audio pipeline
+    mqtt: MqttConfig | None = None  # None: records stay in the outbox
+
+    def models(self) -> tuple[Manifest, ...]:
+        return tuple(section.manifest for section in (self.image, self.audio) if section is not None)
+
+
+# -- converters for the service ----------------------------------------------------------------------
+
+def broker_settings(cfg: EdgeConfig) -> BrokerSettings:
+    """How to reach the broker; the user name is the device id, so records, topics and ACL agree."""
+    m = _need_mqtt(cfg)
+    password = None if m.password_file is None else read_secret(m.password_file, config=cfg.path, where="mqtt.password_file")
+    return BrokerSettings(
+        host=m.host, port=m.port, protocol=m.protocol, client_id=f"nv-edge-{cfg.device.id}",
+        username=cfg.device.id, password=password,
+        cafile=m.tls.ca if m.tls else None, certfile=m.tls.cert if m.tls else None,
+        keyfile=m.tls.key if m.tls else None, keepalive=m.keepalive_s,
+    )
+
+
+def publisher_options(cfg: EdgeConfig) -> PublisherOptions:
+    m = _need_mqtt(cfg)
+    return PublisherOptions(
+        device=cfg.device.id, confirm=m.confirm, window=m.window, receipt_timeout_s=m.receipt_timeout_s,
+        heartbeat_s=m.heartbeat_s, backoff_max_s=m.max_backoff_s, hold_max_s=max(m.max_backoff_s, 1.0),
+        models=tuple({"name": x.name, "version": x.version, "sha256": x.model_sha256} for x in cfg.models()),
+    )
+
+
+def outbox_limits(cfg: EdgeConfig) -> OutboxLimits:
+    o = cfg.outbox
+    return OutboxLimits(
+        max_records=o.max_records, max_bytes=int(o.max_mb * 2**20),
+        routine_max_age_s=o.routine_max_age_days * 86400, alert_max_age_s=o.alert_max_age_days * 86400,
+    )
+
+
+def read_secret(path: Path, *, config: Path | None = None, where: str = "password_file") -> str:
+    """A secret from its file, stripped of the trailing newline editors add."""
+    head = f"{config}: [{where}]: {path}" if config else f"{path}: [{where}]"
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{head}: cannot be read ({getattr(exc, 'strerror', None) or exc}); expected a file "
+                          f"the service's user can read (chown root:naturevision, chmod 640)") from None
+    if not text:
+        raise ConfigError(f"{head}: the file is empty; expected the secret on its first line")
+    return text
+
+
+def _need_mqtt(cfg: EdgeConfig) -> MqttConfig:
+    if cfg.mqtt is None:
+        raise ConfigError(f"{cfg.path}: [mqtt]: no such section; expected one when records are to be sent")
+    return cfg.mqtt
+
+
+# -- loading -----------------------------------------------------------------------------------------
+
+def load_config(path: str | Path) -> EdgeConfig:
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file; expected a TOML file like systemd/edge.example.toml") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc}); expected a file this user can read") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}; fix the syntax there") from None
+    return _Reader(path).edge(data)
+
+
+class _Reader:
+    """Walks the parsed TOML; `where` is the key path an error names, e.g. "image.sources[2].url"."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.here = path.resolve().parent
+
+    def fail(self, where: str, problem: str, expected: str) -> ConfigError:
+        return ConfigError(f"{self.path}: [{where}]: {problem}; expected {expected}")
+
+    # -- sections
+
+    def edge(self, data: dict) -> EdgeConfig:
+        t = self.table(data, "", required=("device",), optional=("image", "audio", "outbox", "mqtt"))
+        device = self.device(t["device"])
+        image = self.image(t["image"]) if "image" in t else None
+        audio = self.audio(t["audio"]) if "audio" in t else None
+        outbox = self.outbox(t.get("outbox", {}), device.state_dir)
+        mqtt = self.mqtt(t["mqtt"]) if "mqtt" in t else None
+        return EdgeConfig(path=self.path, device=device, outbox=outbox, image=image, audio=audio, mqtt=mqtt)
+
+    def device(self, raw: Any) -> DeviceConfig:
+        t = self.table(raw, "device", required=("id",), optional=("state_dir", "location"))
+        device_id = self.string(t, "device.id")
+        if not DEVICE_ID.fullmatch(device_id):
+            raise self.fail("device.id", f"{device_id!r} cannot be a device id",
+                            "1 to 64 lower-case letters, digits, '-' or '_' (it is the MQTT user name and topic level)")
+        state_dir = self.path_of(t, "device.state_dir", self.here) if "state_dir" in t else DEFAULT_STATE_DIR
+        location = None
+        if "location" in t:
+            loc = self.table(t["location"], "device.location", required=("lat", "lon"), optional=("alt_m",))
+            location = Location(
+                lat=self.number(loc, "device.location.lat", low=-90, high=90),
+                lon=self.number(loc, "device.location.lon", low=-180, high=180),
+                alt_m=self.number(loc, "device.location.alt_m") if "alt_m" in loc else None,
+            )
+        return DeviceConfig(id=device_id, state_dir=state_dir, location=location)
+
+    def image(self, raw: Any) -> ImageConfig:
+        t = self.table(raw, "image", required=("model", "sources"),
+                       optional=("tile", "overlap", "thresholds", "backend", "threads", "batch", "thumbnails", "events"))
+        model, manifest = self.model(t, "image")
+        sources = t["sources"]
+        if not isinstance(sources, list) or not sources or not all(isinstance(s, dict) for s in sources):
+            raise self.fail("image.sources", f"got {_shown(sources)}", "one or more [[image.sources]] tables")
+        return ImageConfig(
+            model=model, manifest=manifest,
+            sources=tuple(self.image_source(s, f"image.sources[{i}]") for i, s in enumerate(sources, 1)),
+            thresholds=self.thresholds(t, "image", manifest),
+            tile=self.integer(t, "image.tile", low=0) if "tile" in t else None,
+            overlap=self.number(t, "image.overlap", low=0, high=MAX_OVERLAP, default=DEFAULT_OVERLAP),
+            backend=self.choice(t, "image.backend", tuple(BACKENDS)),
+            threads=self.integer(t, "image.threads", low=1) if "threads" in t else None,
+            batch=self.integer(t, "image.batch", low=1, default=DEFAULT_BATCH),
+            thumbnails=self.boolean(t, "image.thumbnails", default=False),
+            events=self.events(t["events"], "image.events") if "events" in t else None,
+        )
+
+    def audio(self, raw: Any) -> AudioConfig:
+        t = self.table(raw, "audio", required=("model", "source"),
+                       optional=("thresholds", "hop_s", "rms_gate_dbfs", "per_window", "backend", "threads", "events"))
+        model, manifest = self.model(t, "audio")
+        return AudioConfig(
+            model=model, manifest=manifest,
+            source=self.audio_source(t["source"], "audio.source"),
+            thresholds=self.thresholds(t, "audio", manifest),
+            hop_s=self.number(t, "audio.hop_s", low=0.01, high=60, default=0.5),
+            rms_gate_dbfs=self.number(t, "audio.rms_gate_dbfs", low=-200, high=0, default=-60.0),
+            per_window=self.boolean(t, "audio.per_window", default=False),
+            backend=self.choice(t, "audio.backend", tuple(BACKENDS)),
+            threads=self.integer(t, "audio.threads", low=1) if "threads" in t else None,
+            events=self.events(t["events"], "audio.events") if "events" in t else EventRules(),
+        )
+
+    def outbox(self, raw: Any, state_dir: Path) -> OutboxConfig:
+        t = self.table(raw, "outbox", optional=("path", "max_mb", "max_records", "routine_max_age_days", "alert_max_age_days"))
+        d = OutboxConfig(path=Path())
+        return OutboxConfig(
+            path=self.path_of(t, "outbox.path", state_dir) if "path" in t else state_dir / "outbox.db",
+            max_mb=self.number(t, "outbox.max_mb", low=1, default=d.max_mb),
+            max_records=self.integer(t, "outbox.max_records", low=100, default=d.max_records),
+            routine_max_age_days=self.number(t, "outbox.routine_max_age_days", low=0.01, default=d.routine_max_age_days),
+            alert_max_age_days=self.number(t, "outbox.alert_max_age_days", low=0.01, default=d.alert_max_age_days),
+        )
+
+    def mqtt(self, raw: Any) -> MqttConfig:
+        t = self.table(raw, "mqtt", required=("host",), optional=(
+            "port", "protocol", "tls", "password_file", "confirm", "keepalive_s", "heartbeat_s", "window",
+            "receipt_timeout_s", "max_backoff_s"))
+        host = self.string(t, "mqtt.host")
+        tls = self.tls(t["tls"]) if "tls" in t else None
+        password_file = None
+        if "password_file" in t:
+            password_file = self.path_of(t, "mqtt.password_file", self.here)
+            read_secret(password_file, config=self.path, where="mqtt.password_file")
+        return MqttConfig(
+            host=host,
+            port=self.integer(t, "mqtt.port", low=1, high=65535, default=DEFAULT_PORT if tls else 1883),
+            protocol=self.choice(t, "mqtt.protocol", tuple(PROTOCOLS), default="5"),
+            tls=tls, password_file=password_file,
+            confirm=self.choice(t, "mqtt.confirm", CONFIRM_MODES, default="receipt"),
+            # paho refuses a keep-alive above the MQTT maximum of 65535 s
+            keepalive_s=self.integer(t, "mqtt.keepalive_s", low=5, high=65535, default=60),
+            heartbeat_s=self.number(t, "mqtt.heartbeat_s", low=1, default=60.0),
+            window=self.integer(t, "mqtt.window", low=1, high=65535, default=100),
+            receipt_timeout_s=self.number(t, "mqtt.receipt_timeout_s", low=1, default=60.0),
+            max_backoff_s=self.number(t, "mqtt.max_backoff_s", low=1, default=60.0),
+        )
+
+    def tls(self, raw: Any) -> TlsConfig:
+        t = self.table(raw, "mqtt.tls", required=("ca",), optional=("cert", "key"))
+        ca = self.existing_file(t, "mqtt.tls.ca")
+        cert = self.existing_file(t, "mqtt.tls.cert") if "cert" in t else None
+        key = self.existing_file(t, "mqtt.tls.key") if "key" in t else None
+        if (cert is None) != (key is None):
+            raise self.fail("mqtt.tls", "cert and key must be given together", "both cert and key, or neither")
+        # Loading them now turns "TLS fails at 3 a.m." into an error at check time.
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        try:
+            context.load_verify_locations(cafile=str(ca))
+        except (ssl.SSLError, OSError) as exc:
+            raise self.fail("mqtt.tls.ca", f"{ca} is not a usable CA certificate ({exc})", "a PEM CA certificate") from None
+        if cert is not None:
+            try:
+                context.load_cert_chain(str(cert), str(key))
+            except (ssl.SSLError, OSError) as exc:
+                raise self.fail("mqtt.tls.cert", f"{cert} with key {key} cannot be used ({exc})",
+                                "this unit's PEM certificate and the private key that matches it") from None
+        return TlsConfig(ca=ca, cert=cert, key=key)
+
+    # -- sources
+
+    def image_source(self, raw: dict, where: str) -> ImageSource:
+        kind = self.choice(raw, f"{where}.type", ("folder", "http", "picamera2"), required=True)
+        if kind == "folder":
+            return self.folder(raw, where)
+        if kind == "http":
+            return self.http(raw, where)
+        t = self.table(raw, where, required=("type",), optional=("interval_s", "camera", "size", "name"))
+        if importlib.util.find_spec("picamera2") is None:
+            raise self.fail(f"{where}.type", "picamera2 is not installed here",
+                            "apt install python3-picamera2 and a venv made with --system-site-packages, or another source type")
+        size = t.get("size")
+        if size is not None and not (isinstance(size, list) and len(size) == 2
+                                     and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+            raise self.fail(f"{where}.size", f"got {_shown(size)}", "[width, height] in pixels")
+        return PicameraSource(interval_s=self.number(t, f"{where}.interval_s", low=0.1, default=30.0),
+                              camera=self.integer(t, f"{where}.camera", low=0, default=0),
+                              size=tuple(size) if size else None, name=self.name(t, where))
+
+    def audio_source(self, raw: Any, where: str) -> AudioSource:
+        if not isinstance(raw, dict):
+            raise self.fail(where, f"got {_shown(raw)}", "an [audio.source] table")
+        kind = self.choice(raw, f"{where}.type", ("microphone", "files"), required=True)
+        if kind == "files":
+            return self.folder(raw, where)
+        t = self.table(raw, where, required=("type",), optional=("device", "name"))
+        device = t.get("device")
+        if device is not None and (isinstance(device, bool) or not isinstance(device, (str, int)) or device == ""
+                                   or isinstance(device, int) and device < 0):
+            raise self.fail(f"{where}.device", f"got {_shown(device)}", "a device name (or part of it) or an index >= 0")
+        return MicrophoneSource(device=device, name=self.name(t, where))
+
+    def folder(self, raw: dict, where: str) -> FolderSource:
+        t = self.table(raw, where, required=("type", "path"),
+                       optional=("settle_s", "poll_s", "after", "done_dir", "suffixes", "recursive", "name"))
+        path = self.existing_dir(t, f"{where}.path")
+        after = self.choice(t, f"{where}.after", AFTER_ACTIONS, default="keep")
+        done_dir = self.path_of(t, f"{where}.done_dir", self.here) if "done_dir" in t else None
+        if after == "move" and done_dir is None:
+            raise self.fail(f"{where}.done_dir", "missing (after = \"move\")", "the folder files are moved to")
+        if after != "move" and done_dir is not None:
+            raise self.fail(f"{where}.done_dir", f"given but after = {after!r} moves nothing", 'after = "move", or no done_dir')
+        if done_dir is not None and done_dir.resolve() == path.resolve():
+            raise self.fail(f"{where}.done_dir", "is the watched folder itself", "another folder")
+        return FolderSource(
+            path=path,
+            settle_s=self.number(t, f"{where}.settle_s", low=0, default=2.0),
+            poll_s=self.number(t, f"{where}.poll_s", low=0.05, default=1.0),
+            after=after, done_dir=done_dir, suffixes=self.suffixes(t, f"{where}.suffixes"),
+            recursive=self.boolean(t, f"{where}.recursive", default=False), name=self.name(t, where),
+        )
+
+    def http(self, raw: dict, where: str) -> HttpSource:
+        t = self.table(raw, where, required=("type", "url"),
+                       optional=("interval_s", "timeout_s", "username", "password_file", "ca_file", "tls_verify",
+                                 "max_bytes", "name"))
+        url = self.string(t, f"{where}.url")
+        if not re.match(r"https?://[^/\s]+", url):
+            raise self.fail(f"{where}.url", f"{url!r} is not an http(s) URL", "http://HOST/PATH or https://HOST/PATH")
+        if "@" in url.split("/")[2]:
+            raise self.fail(f"{where}.url", "has a user name or password in it (it would go into every record)",
+                            "username = ... and password_file = ... instead")
+        username = self.string(t, f"{where}.username") if "username" in t else None
+        password_file = None
+        if "password_file" in t:
+            password_file = self.path_of(t, f"{where}.password_file", self.here)
+            read_secret(password_file, config=self.path, where=f"{where}.password_file")
+        if (username is None) != (password_file is None):
+            raise self.fail(where, "username and password_file must be given together", "both, or neither")
+        ca_file = self.existing_file(t, f"{where}.ca_file") if "ca_file" in t else None
+        if ca_file is not None and not url.startswith("https://"):
+            raise self.fail(f"{where}.ca_file", "given for a plain http URL", "an https:// URL, or no ca_file")
+        interval = self.number(t, f"{where}.interval_s", low=0.1, default=60.0)
+        timeout = self.number(t, f"{where}.timeout_s", low=0.1, default=10.0)
+        if timeout > interval:
+            raise self.fail(f"{where}.timeout_s", f"{timeout} s is longer than interval_s {interval} s",
+                            "a timeout no longer than the interval, or snapshots would pile up")
+        return HttpSource(url=url, interval_s=interval, timeout_s=timeout, username=username,
+                          password_file=password_file, ca_file=ca_file,
+                          tls_verify=self.boolean(t, f"{where}.tls_verify", default=True),
+                          max_bytes=self.integer(t, f"{where}.max_bytes", low=1024) if "max_bytes" in t else None,
+                          name=self.name(t, where))
+
+    # -- models, thresholds, events
+
+    def model(self, t: dict, section: str) -> tuple[Path, Manifest]:
+        where = f"{section}.model"
+        path = self.path_of(t, where, self.here)
+        if not path.is_file():
+            raise self.fail(where, f"{path}: no such file", "the path of a model bundle (.nvm)")
+        try:
+            manifest = read_bundle(path).manifest
+        except BundleError as exc:
+            raise self.fail(where, str(exc), "a readable model bundle (.nvm) made by nv-convert") from None
+        if manifest.task != section:
+            raise self.fail(where, f"{path} is an {manifest.task} model ({manifest.name})",
+                            f"an {section} model (task \"{section}\") in [{section}]")
+        return path, manifest
+
+    def thresholds(self, t: dict, section: str, manifest: Manifest) -> dict[str, float]:
+        where = f"{section}.thresholds"
+        raw = self.table(t.get("thresholds", {}), where, optional=None)
+        for label in raw:
+            self.number(raw, f"{where}.{label}", low=0, high=1)
+            try:
+                resolve_thresholds(manifest, {label: float(raw[label])})
+            except ValueError as exc:
+                raise self.fail(f"{where}.{label}", str(exc), f"an alert label of {manifest.name}") from None
+        return {label: float(value) for label, value in raw.items()}
+
+    def events(self, raw: Any, where: str) -> EventRules:
+        try:
+            return EventRules.from_dict(raw, f"{self.path}: [{where}]")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def suffixes(self, t: dict, where: str) -> tuple[str, ...] | None:
+        value = t.get(_leaf(where))
+        if value is None:
+            return None
+        if not (isinstance(value, list) and value and all(isinstance(v, str) and re.fullmatch(r"\.\w+", v) for v in value)):
+            raise self.fail(where, f"got {_shown(value)}", 'a list of file suffixes like [".jpg", ".png"]')
+        return tuple(v.lower() for v in value)
+
+    def name(self, t: dict, where: str) -> str | None:
+        return self.string(t, f"{where}.name") if "name" in t else None
+
+    # -- typed values
+
+    def table(self, raw: Any, where: str, *, required: tuple[str, ...] = (), optional: tuple[str, ...] | None = ()) -> dict:
+        """A table whose keys are checked; optional=None allows any key (thresholds by label)."""
+        name = f"[{where}]" if where else "the top level"
+        if not isinstance(raw, dict):
+            raise self.fail(where or "top level", f"got {_shown(raw)}", f"a table {name}")
+        if optional is not None:
+            allowed = (*required, *optional)
+            for key in raw:
+                if key not in allowed and where:
+                    raise self.fail(where, f"unknown key {key!r}", f"one of: {', '.join(allowed)}")
+                if key not in allowed:
+                    raise self.fail(key, f"unknown section {key!r}", f"one of: {', '.join(allowed)}")
+        for key in required:
+            if key not in raw:
+                raise self.fail(_join(where, key), "missing", f"{key} in {name}")
+        return raw
+
+    def string(self, t: dict, where: str) -> str:
+        value = t[_leaf(where)]
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(where, f"got {_shown(value)}", "a non-empty string")
+        return value
+
+    def boolean(self, t: dict, where: str, *, default: bool) -> bool:
+        value = t.get(_leaf(where), default)
+        if not isinstance(value, bool):
+            raise self.fail(where, f"got {_shown(value)}", "true or false")
+        return value
+
+    def number(self, t: dict, where: str, *, low: float | None = None, high: float | None = None,
+               default: float | None = None) -> float:
+        value = t.get(_leaf(where), default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise self.fail(where, f"got {_shown(value)}", f"a number{_range(low, high)}")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise self.fail(where, f"{value} is out of range", f"a number{_range(low, high)}")
+        return float(value)
+
+    def integer(self, t: dict, where: str, *, low: int | None = None, high: int | None = None,
+                default: int | None = None) -> int:
+        value = t.get(_leaf(where), default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(where, f"got {_shown(value)}", f"a whole number{_range(low, high)}")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise self.fail(where, f"{value} is out of range", f"a whole number{_range(low, high)}")
+        return value
+
+    def choice(self, t: dict, where: str, options: tuple[str, ...], *, default: str | None = None,
+               required: bool = False) -> str | None:
+        key = _leaf(where)
+        if required and key not in t:
+            raise self.fail(where, "missing", f"one of: {', '.join(options)}")
+        value = t.get(key, default)
+        if value is None and not required:
+            return None
+        if value not in options:
+            raise self.fail(where, f"got {_shown(value)}", f"one of: {', '.join(options)}")
+        return value
+
+    def path_of(self, t: dict, where: str, base: Path) -> Path:
+        path = Path(self.string(t, where)).expanduser()
+        return path if path.is_absolute() else base / path
+
+    def existing_file(self, t: dict, where: str) -> Path:
+        path = self.path_of(t, where, self.here)
+        if not path.is_file():
+            raise self.fail(where, f"{path}: no such file", "the path of an existing file")
+        return path
+
+    def existing_dir(self, t: dict, where: str) -> Path:
+        path = self.path_of(t, where, self.here)
+        if not path.is_dir():
+            raise self.fail(where, f"{path}: no such folder",
+                            "an existing folder (systemd/naturevision.tmpfiles creates the default ones)")
+        return path
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _leaf(where: str) -> str:
+    return where.rsplit(".", 1)[-1]
+
+
+def _range(low: float | None, high: float | None) -> str:
+    if low is not None and high is not None:
+        return f" from {low} to {high}"
+    if low is not None:
+        return f" >= {low}"
+    return f" <= {high}" if high is not None else ""
+
+
+def _shown(value: Any) -> str:
+    """What the file holds, in TOML words: 'a string 'x'', 'an array', 'nothing'."""
+    if value is None:
+        return "nothing"
+    kind = {dict: "a table", list: "an array", str: "a string", bool: "a boolean", int: "an integer",
+            float: "a number"}.get(type(value), type(value).__name__)
+    return kind if isinstance(value, (dict, list)) else f"{kind} {value!r}"
