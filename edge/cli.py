@@ -4,6 +4,7 @@
     nv-edge info MODEL         show what a model bundle holds
     nv-edge publish            send an outbox to the broker until stopped (edge/publish_command.py)
     nv-edge config check PATH  check the unit's config file (edge/config_command.py)
+    nv-edge run --config PATH  the field service: pipelines + publisher until SIGTERM (edge/service.py)
 """
 
 from __future__ import annotations
@@ -123,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     publish_command.add_arguments(sub.add_parser("publish", help="send an outbox to the MQTT broker until stopped"))
     config_command.add_arguments(sub.add_parser("config", help="check the unit's config file"))
+    r = sub.add_parser("run", help="run the field service from its config file until SIGTERM")
+    r.add_argument("--config", type=Path, default=Path(os.environ.get("NV_CONFIG", "/etc/naturevision/edge.toml")),
+                   help="the unit's TOML config (default $NV_CONFIG or /etc/naturevision/edge.toml)")
     return parser
 
 
@@ -222,10 +226,16 @@ class UsageError(Exception):
     pass
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from edge import service
+
+    return service.main(args.config)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"classify": cmd_classify, "info": cmd_info, "publish": publish_command.run,
-                "config": config_command.run}
+                "config": config_command.run, "run": _cmd_run}
     try:
         return handlers[args.command](args)
     except (BundleError, UsageError, OutboxError) as exc:

@@ -59,6 +59,7 @@ class DeviceConfig:
     id: str  # the records' `device`, the MQTT user name and the topic prefix naturevision/<id>/
     state_dir: Path
     location: Location | None = None  # added to records that carry no GPS of their own
+    stall_s: float = 300.0  # a pipeline stuck on one item this long stops the watchdog pings (systemd restarts us)
 
 
 @dataclass(frozen=True)
@@ -282,7 +283,7 @@ class _Reader:
         return EdgeConfig(path=self.path, device=device, outbox=outbox, image=image, audio=audio, mqtt=mqtt)
 
     def device(self, raw: Any) -> DeviceConfig:
-        t = self.table(raw, "device", required=("id",), optional=("state_dir", "location"))
+        t = self.table(raw, "device", required=("id",), optional=("state_dir", "location", "stall_s"))
         device_id = self.string(t, "device.id")
         if not DEVICE_ID.fullmatch(device_id):
             raise self.fail("device.id", f"{device_id!r} cannot be a device id",
@@ -296,7 +297,8 @@ class _Reader:
                 lon=self.number(loc, "device.location.lon", low=-180, high=180),
                 alt_m=self.number(loc, "device.location.alt_m") if "alt_m" in loc else None,
             )
-        return DeviceConfig(id=device_id, state_dir=state_dir, location=location)
+        stall_s = self.number(t, "device.stall_s", low=1, high=86400, default=300.0)
+        return DeviceConfig(id=device_id, state_dir=state_dir, location=location, stall_s=stall_s)
 
     def image(self, raw: Any) -> ImageConfig:
         t = self.table(raw, "image", required=("model", "sources"),
