@@ -1,0 +1,241 @@
+"""End to end: `nv-edge run` as a subprocess with a config file, a watched folder of frames, a folder of
+clips, a real mosquitto with TLS and passwords, and `nv-base listen` storing what arrives.
+
+SIGTERM leaves `stopped` retained, SIGKILL leaves `offline` (the Last Will), and a restart classifies
+nothing twice. sd_notify goes to a datagram socket the test binds, as systemd's would be."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from broker import wait_for
+from delivery import pki, site  # noqa: F401  (fixtures)
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGE_MODEL = ROOT / "models" / "mining-s2" / "mining-s2.nvm"
+AUDIO_MODEL = ROOT / "models" / "mining-audio" / "mining-audio.nvm"
+TILES = sorted((ROOT / "samples" / "tiles").glob("*.png"))
+CLIP = ROOT / "samples" / "audio" / "composite_rain_chainsaw_rain.wav"
+
+
+class NotifySocket:
+    """What systemd would receive on $NOTIFY_SOCKET."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self.messages: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+
+    def count(self, line: str) -> int:
+        return sum(line in m.split("\n") for m in list(self.messages))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()
+
+
+def write_config(tmp: Path, site, *, audio: bool) -> Path:
+    cert, key = site.pki.clients["unit-1"]
+    (tmp / "in").mkdir(exist_ok=True)
+    (tmp / "clips").mkdir(exist_ok=True)
+    text = f"""
+[device]
+id = "unit-1"
+state_dir = "{tmp / 'state'}"
+location = {{ lat = -3.4653, lon = -62.2159 }}
+
+[image]
+model = "{IMAGE_MODEL}"
+
+[[image.sources]]
+type = "folder"
+path = "{tmp / 'in'}"
+settle_s = 0.3
+poll_s = 0.1
+after = "move"
+done_dir = "{tmp / 'done'}"
+
+[mqtt]
+host = "127.0.0.1"
+port = {site.broker.port}
+tls = {{ ca = "{site.pki.ca}", cert = "{cert}", key = "{key}" }}
+password_file = "{site.password_file('unit-1')}"
+heartbeat_s = 5
+max_backoff_s = 1
+receipt_timeout_s = 2
+"""
+    if audio:
+        text += f"""
+[audio]
+model = "{AUDIO_MODEL}"
+hop_s = 0.5
+
+[audio.source]
+type = "files"
+path = "{tmp / 'clips'}"
+settle_s = 0.3
+poll_s = 0.1
+"""
+    path = tmp / "edge.toml"
+    path.write_text(text)
+    return path
+
+
+def start_service(log_dir: Path, config: Path, notify: NotifySocket) -> subprocess.Popen:
+    log = open(log_dir / f"service-{time.monotonic_ns()}.log", "w")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NOTIFY_SOCKET=str(notify.path), WATCHDOG_USEC="2000000",
+               WATCHDOG_PID="")
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], stdout=log,
+                            stderr=subprocess.STDOUT, env=env)
+    proc.log_path = Path(log.name)
+    return proc
+
+
+def stored(db: Path) -> list[sqlite3.Row]:
+    if not db.exists():
+        return []
+    with sqlite3.connect(db, timeout=30) as con:
+        con.row_factory = sqlite3.Row
+        return con.execute("SELECT id, kind, source, label, alert, lat FROM detections").fetchall()
+
+
+def classified_by_cli() -> dict[str, str]:
+    from edge.classify import ClassifyOptions
+    from edge.cli import classify_path
+    from edge.decision import resolve_thresholds
+    from edge.model import load_model
+
+    model = load_model(IMAGE_MODEL)
+    options = ClassifyOptions(thresholds=resolve_thresholds(model.manifest))
+    return {t.name: classify_path(model, t, options, "x")["label"] for t in TILES}
+
+
+def test_service_end_to_end(site, tmp_path):
+    audio = AUDIO_MODEL.exists()
+    site.broker.start()
+    db = tmp_path / "base.db"
+    listener = site.listener(db)
+    listener.wait_log("listening on")
+    config = write_config(tmp_path, site, audio=audio)
+    notify = NotifySocket(tmp_path / "notify.sock")
+    service = start_service(site.dir, config, notify)
+    try:
+        wait_for(lambda: notify.count("READY=1") == 1 or service.poll() is not None, 60, "READY=1")
+        assert service.poll() is None, service.log_path.read_text()
+        for tile in TILES:
+            shutil.copy(tile, tmp_path / "in" / tile.name)
+        if audio:
+            shutil.copy(CLIP, tmp_path / "clips" / CLIP.name)
+        wait_for(lambda: len([r for r in stored(db) if r["kind"] == "image"]) == len(TILES), 60,
+                 "every frame's record at the base station")
+        images = [r for r in stored(db) if r["kind"] == "image"]
+        assert sorted(Path(r["source"]).name for r in images) == sorted(t.name for t in TILES)
+        assert all(r["lat"] == pytest.approx(-3.4653) for r in images)  # the config's static location
+        # the service decides as `nv-edge classify` does with the same model
+        assert {Path(r["source"]).name: r["label"] for r in images} == classified_by_cli()
+        assert sorted(p.name for p in (tmp_path / "done").iterdir()) == sorted(t.name for t in TILES)
+        if audio:
+            wait_for(lambda: any(r["kind"] == "audio" for r in stored(db)), 60, "the clip's events")
+        wait_for(lambda: notify.count("WATCHDOG=1") >= 1, 30, "a watchdog ping")
+        assert site.retained("naturevision/unit-1/status")["state"] == "online"
+
+        service.send_signal(signal.SIGTERM)
+        assert service.wait(timeout=60) == 0, service.log_path.read_text()
+        assert notify.count("STOPPING=1") == 1
+        assert site.retained("naturevision/unit-1/status")["state"] == "stopped"
+        first = {r["id"] for r in stored(db)}
+
+        # A restart: the ledger knows every file; nothing is classified or sent twice. Files put
+        # back into the watched folder (same name, size and time) are not new either.
+        for tile in TILES[:2]:
+            shutil.copy2(tmp_path / "done" / tile.name, tmp_path / "in" / tile.name)
+        service = start_service(site.dir, config, notify)
+        wait_for(lambda: notify.count("READY=1") == 2, 60, "READY=1 after the restart")
+        new = tmp_path / "in" / "new__frame.png"
+        shutil.copy(TILES[0], new)
+        wait_for(lambda: len(stored(db)) > len(first), 60, "the new frame")
+        time.sleep(2)  # give a wrongly re-classified old file time to arrive
+        again = [r for r in stored(db) if r["id"] not in first]
+        assert [Path(r["source"]).name for r in again] == ["new__frame.png"]
+
+        service.send_signal(signal.SIGKILL)
+        service.wait(timeout=20)
+        wait_for(lambda: site.retained("naturevision/unit-1/status")["state"] == "offline", 30, "offline (Last Will)")
+    finally:
+        if service.poll() is None:
+            service.kill()
+        notify.close()
+
+
+def test_a_stuck_pipeline_stops_the_watchdog_pings(tmp_path):
+    """One item that takes longer than `stall_s` (here a frame of 10,000 tiles with stall_s = 1 s):
+    the service stops pinging WATCHDOG=1 while it is stuck, says why in STATUS=, and pings again after."""
+    from PIL import Image
+    import numpy as np
+
+    (tmp_path / "in").mkdir()
+    config = tmp_path / "edge.toml"
+    config.write_text(f"""
+[device]
+id = "unit-1"
+state_dir = "{tmp_path / 'state'}"
+stall_s = 1
+
+[image]
+model = "{IMAGE_MODEL}"
+tile = 12
+overlap = 0
+
+[[image.sources]]
+type = "folder"
+path = "{tmp_path / 'in'}"
+settle_s = 0.2
+poll_s = 0.1
+""")
+    notify = NotifySocket(tmp_path / "notify.sock")
+    service = start_service(tmp_path, config, notify)
+    try:
+        wait_for(lambda: notify.count("READY=1") == 1 or service.poll() is not None, 60, "READY=1")
+        wait_for(lambda: notify.count("WATCHDOG=1") >= 2, 30, "watchdog pings while idle")
+        pixels = np.random.default_rng(0).integers(0, 255, (1200, 1200, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(tmp_path / "big.png")
+        shutil.move(tmp_path / "big.png", tmp_path / "in" / "big.png")
+        wait_for(lambda: any(m.startswith("STATUS=stalled: image on") for m in notify.messages), 60, "STATUS=stalled")
+        stalled_at = next(i for i, m in enumerate(notify.messages) if m.startswith("STATUS=stalled"))
+        wait_for(lambda: any("WATCHDOG=1" in m.split("\n") for m in notify.messages[stalled_at:]), 120,
+                 "pings again once the frame is done")
+        resumed_at = next(i for i, m in enumerate(notify.messages) if i > stalled_at and "WATCHDOG=1" in m.split("\n"))
+        between = notify.messages[stalled_at:resumed_at]
+        assert between and all("WATCHDOG=1" not in m.split("\n") for m in between)
+        log = service.log_path.read_text()
+        assert "pipeline stalled: watchdog pings stopped" in log and "big.png" in log
+    finally:
+        service.send_signal(signal.SIGTERM)
+        service.wait(timeout=60)
+        notify.close()
