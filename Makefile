@@ -16,12 +16,17 @@ $(VENV)/.edge: pyproject.toml constraints.txt | $(PY)
 	$(PIP) install -c constraints.txt -e ".[edge]"
 	touch $@
 
+# The base station's part (nv-base) for the demo's whole path comes with the `base` extra.
+$(VENV)/.base: pyproject.toml constraints.txt $(VENV)/.edge
+	$(PIP) install -c constraints.txt -e ".[edge,base]"
+	touch $@
+
 # Everything the tests exercise: both interpreters, TensorFlow (to build test models), pytest.
 $(VENV)/.test: pyproject.toml constraints.txt $(VENV)/.edge
 	$(PIP) install -c constraints.txt -e ".[edge,edge-legacy,converter,base,dev]"
 	touch $@
 
-demo: $(VENV)/.edge
+demo: $(VENV)/.base
 	@mkdir -p $(DEMO_OUT)
 	@echo "== nv-edge classify on the shipped samples with the shipped default model (offline) =="
 	$(VENV)/bin/nv-edge classify samples/ --format table --device demo
@@ -29,6 +34,9 @@ demo: $(VENV)/.edge
 	@echo "== JSON records written to $(DEMO_OUT)/detections.jsonl =="
 	@echo "== the mosaic's tile map against its truth (tiles without overlap) =="
 	$(VENV)/bin/nv-edge classify samples/scenes/mosaic_a.png --overlap 0 --device demo | $(PY) samples/compare_truth.py samples/scenes/mosaic_a.json
+	@echo "== the whole path: mosquitto + nv-edge run + nv-base listen/list (all stopped at the end) =="
+	@command -v mosquitto >/dev/null || (apt-get update -qq && apt-get install -y -qq mosquitto)
+	$(VENV)/bin/python samples/demo_service.py $(DEMO_OUT)
 
 # The delivery tests start their own mosquitto on a free loopback port with their own config, so a
 # broker service that the Debian package may have started (on 1883) is never used.
