@@ -11,16 +11,15 @@ in systemd/edge.example.toml has it).
 
 from __future__ import annotations
 
-import os
-import secrets
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from basestation.localbroker import LocalBroker
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -29,12 +28,6 @@ IMAGE_MODEL = ROOT / "models" / "mining-s2" / "mining-s2.nvm"
 AUDIO_MODEL = ROOT / "models" / "mining-audio" / "mining-audio.nvm"
 FRAMES = sorted((ROOT / "samples" / "tiles").glob("*.png")) + [ROOT / "samples" / "scenes" / "mosaic_a.png"]
 CLIP = ROOT / "samples" / "audio" / "composite_rain_chainsaw_rain.wav"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait(predicate, timeout: float, what: str) -> None:
@@ -56,25 +49,11 @@ def stored(db: Path) -> int:
 
 
 def main(out: Path) -> int:
-    if shutil.which("mosquitto") is None:
-        raise SystemExit("demo: mosquitto is not installed: sudo apt-get install mosquitto (make demo does this)")
     work = out / "service"
     shutil.rmtree(work, ignore_errors=True)
-    for d in ("broker", "state", "incoming", "clips"):
+    for d in ("state", "incoming", "clips"):
         (work / d).mkdir(parents=True)
-    port = free_port()
-    passwords = {DEVICE: secrets.token_hex(8), "nv-base": secrets.token_hex(8)}
-    passwd = work / "broker" / "passwd"
-    passwd.write_text("")
-    for user, password in passwords.items():
-        subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, password], check=True, capture_output=True)
-    (work / "broker" / "acl").write_text((ROOT / "systemd" / "mosquitto" / "naturevision.acl").read_text())
-    for user, password in passwords.items():
-        (work / f"{user}.pw").write_text(password)
-    conf = work / "broker" / "mosquitto.conf"
-    conf.write_text(f"per_listener_settings false\nallow_anonymous false\npassword_file {passwd}\n"
-                    f"acl_file {work / 'broker' / 'acl'}\nlistener {port} 127.0.0.1\npersistence false\n"
-                    f"log_dest file {work / 'broker' / 'mosquitto.log'}\n" + ("user root\n" if os.geteuid() == 0 else ""))
+    broker = LocalBroker(work / "broker", [DEVICE])
     config = work / "edge.toml"
     text = f"""[device]
 id = "{DEVICE}"
@@ -93,8 +72,8 @@ poll_s = 0.2
 
 [mqtt]
 host = "127.0.0.1"
-port = {port}
-password_file = "{work / (DEVICE + '.pw')}"
+port = {broker.port}
+password_file = "{broker.password_file(DEVICE)}"
 heartbeat_s = 10
 """
     if AUDIO_MODEL.exists():
@@ -119,12 +98,12 @@ poll_s = 0.2
         return proc
 
     try:
-        print(f"== mosquitto on 127.0.0.1:{port} (passwords + the project's ACL; logs in {work})")
-        spawn("mosquitto", ["mosquitto", "-c", str(conf)])
-        wait(lambda: _listening(port), 10, "mosquitto")
+        print(f"== mosquitto on 127.0.0.1:{broker.port} (passwords + the project's ACL; logs in {work})")
+        broker.start()
         print("== nv-base listen: stores what arrives in", db)
         spawn("nv-base-listen", [str(BIN / "nv-base"), "listen", "--db", str(db), "--host", "127.0.0.1", "--port",
-                                 str(port), "--username", "nv-base", "--password-file", str(work / "nv-base.pw"),
+                                 str(broker.port), "--username", "nv-base", "--password-file",
+                                 str(broker.password_file("nv-base")),
                                  "--client-id", "nv-base-demo"])
         print("== nv-edge run --config", config)
         edge = spawn("nv-edge-run", [str(BIN / "nv-edge"), "run", "--config", str(config)])
@@ -156,16 +135,9 @@ poll_s = 0.2
                     proc.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+        broker.stop()
         print("== stopped everything the demo started")
     return 0
-
-
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 if __name__ == "__main__":
