@@ -1,9 +1,11 @@
 """`nv-edge`: the field unit's command line.
 
-    nv-edge classify PATH...   classify image files or folders, one JSON record per frame on stdout
+    nv-edge classify PATH...   classify image and audio files or folders, one JSON record per frame/window on stdout
+    nv-edge listen             classify a microphone until stopped (edge/listen_command.py)
     nv-edge info MODEL         show what a model bundle holds
     nv-edge publish            send an outbox to the broker until stopped (edge/publish_command.py)
     nv-edge config check PATH  check the unit's config file (edge/config_command.py)
+    nv-edge doctor             check a unit: config, models, sources, disk, clock, broker (edge/doctor_command.py)
     nv-edge run --config PATH  the field service: pipelines + publisher until SIGTERM (edge/service.py)
 """
 
@@ -15,7 +17,8 @@ import os
 import sys
 from pathlib import Path
 
-from edge import __version__, config_command, publish_command
+from edge import __version__, config_command, doctor_command, listen_command, publish_command
+from edge.audiofile import AUDIO_SUFFIXES, is_audio_file
 from edge.bundle import BundleError
 from edge.classify import DEFAULT_BATCH, DEFAULT_OVERLAP, ClassifyOptions, classify_frame
 from edge.decision import resolve_thresholds
@@ -46,14 +49,14 @@ def default_model_path() -> Path | None:
 
 
 def iter_inputs(paths: list[str]):
-    """Named files as given (whatever their suffix); folders walked recursively for image files."""
+    """Named files as given (whatever their suffix); folders walked recursively for image and audio files."""
     for name in paths:
         path = Path(name)
         if path.is_dir():
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for file in sorted(files):
-                    if not file.startswith(".") and file.lower().endswith(IMAGE_SUFFIXES):
+                    if not file.startswith(".") and file.lower().endswith(IMAGE_SUFFIXES + AUDIO_SUFFIXES):
                         yield Path(root) / file
         else:
             yield path
@@ -98,8 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nv-edge {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    c = sub.add_parser("classify", help="classify image files or folders (recursive)")
-    c.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    c = sub.add_parser("classify", help="classify image and audio files or folders (recursive)")
+    c.add_argument("paths", nargs="+", metavar="PATH", help="image or audio files, or folders")
     c.add_argument("--model", type=Path, help=f"model bundle (.nvm); default: $NV_MODEL or models/{DEFAULT_MODEL_NAME}")
     c.add_argument("--format", choices=("json", "table"), default="json", help="json: one record per line (default)")
     c.add_argument(
@@ -117,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--max-bytes", type=_positive("max-bytes"), default=DEFAULT_MAX_BYTES, help="refuse larger files")
     c.add_argument("--outbox", type=Path, help="also queue every record in this outbox for `nv-edge publish`")
     c.add_argument("--thumbnails", action="store_true", help="with --outbox: queue a small JPEG of each alert's best tile")
+    listen_command.add_classify_arguments(c)
 
     i = sub.add_parser("info", help="show a model bundle's manifest and tensors")
     i.add_argument("model", type=Path, nargs="?", help="model bundle (.nvm); default: the shipped model")
@@ -124,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     publish_command.add_arguments(sub.add_parser("publish", help="send an outbox to the MQTT broker until stopped"))
     config_command.add_arguments(sub.add_parser("config", help="check the unit's config file"))
+    doctor_command.add_arguments(sub.add_parser("doctor", help="check a unit: one OK/WARN/FAIL line per check"))
+    listen_command.add_arguments(sub.add_parser("listen", help="classify a microphone until stopped (Ctrl-C)"))
     r = sub.add_parser("run", help="run the field service from its config file until SIGTERM")
     r.add_argument("--config", type=Path, default=Path(os.environ.get("NV_CONFIG", "/etc/naturevision/edge.toml")),
                    help="the unit's TOML config (default $NV_CONFIG or /etc/naturevision/edge.toml)")
@@ -138,10 +144,20 @@ def _open_model(path: Path | None, backend: str | None, threads: int | None) -> 
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    model = _open_model(args.model, args.backend, args.threads)
-    try:
-        thresholds = resolve_thresholds(model.manifest, dict(args.threshold))
-    except ValueError as exc:
+    inputs = list(iter_inputs(args.paths))
+    images = [p for p in inputs if not is_audio_file(p)]
+    overrides = dict(args.threshold)
+    audio = model = None
+    try:  # audio files go to the audio model (edge/listen_command.py); each model takes its own labels
+        if len(images) < len(inputs):
+            audio = listen_command.AudioFiles(args, overrides, strict=not images)
+            overrides = {k: v for k, v in overrides.items() if k not in audio.alert_labels}
+        if images or audio is None:
+            model = _open_model(args.model, args.backend, args.threads)
+            thresholds = resolve_thresholds(model.manifest, overrides)
+        else:
+            thresholds = {}
+    except ValueError as exc:  # from resolve_thresholds: an override that names no alert label
         raise UsageError(f"--threshold: {exc}") from None
     options = ClassifyOptions(
         thresholds=thresholds,
@@ -152,21 +168,24 @@ def cmd_classify(args: argparse.Namespace) -> int:
         max_bytes=args.max_bytes,
     )
     device = args.device or default_device()
-    inputs = list(iter_inputs(args.paths))
     progress = Progress(len(inputs))
     writer = TableWriter(sys.stdout) if args.format == "table" else None
     outbox = Outbox(args.outbox) if args.outbox else None
     try:
         for path in inputs:
-            record = classify_path(model, path, options, device)
-            if outbox is not None:  # first: a record on its way somewhere is a record on the card
-                outbox.put(record, best_tile_jpeg(path, record) if args.thumbnails and record.get("alert") else None)
-            progress.step(error="error" in record)
-            if writer:
-                writer.write(record)
-            else:
-                sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
-                sys.stdout.flush()
+            failed = False
+            for record in audio.records(path, device) if audio is not None and is_audio_file(path) else [
+                    classify_path(model, path, options, device)]:
+                failed |= "error" in record
+                if outbox is not None:  # first: a record on its way somewhere is a record on the card
+                    thumbnail = args.thumbnails and record.get("alert") and record["kind"] == "image"
+                    outbox.put(record, best_tile_jpeg(path, record) if thumbnail else None)
+                if writer:
+                    writer.write(record)
+                else:
+                    sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
+                    sys.stdout.flush()
+            progress.step(error=failed)
     finally:
         if outbox is not None:
             outbox.close()  # commits what is still buffered, even on Ctrl-C
@@ -188,7 +207,7 @@ def classify_path(model: Model, path: Path, options: ClassifyOptions, device: st
 
 
 class TableWriter:
-    COLUMNS = ("source", "label", "score", "alert", "tiles", "best box / error")
+    COLUMNS = ("source", "label", "score", "alert", "tiles/at", "best box / audio / error")
 
     def __init__(self, stream):
         self.stream = stream
@@ -198,6 +217,13 @@ class TableWriter:
         source = record["source"] if len(record["source"]) <= 40 else "…" + record["source"][-39:]
         if "error" in record:
             line = f"{source:<40} {'ERROR':<12} {'':>6} {'':<5} {'':>7}  {record['error']}"
+        elif record["kind"] == "audio":  # "at": the window's (or event's) offset into the clip, or its time
+            alert = "YES" if record["alert"] else "no"
+            place, event = record.get("audio") or record["event"], record.get("event")
+            at = f"{place['offset_s']:.2f}s" if "offset_s" in place else record["time"][11:19]
+            detail = (f"event {event['phase']}, {event['duration_s']:.1f} s" if event
+                      else f"{place['duration_s']:.2f} s, {place['rms_dbfs']:.0f} dBFS")
+            line = f"{source:<40} {record['label']:<12} {record['score']:>6.3f} {alert:<5} {at:>7}  {detail}"
         else:
             tiles = record.get("tiles")
             grid = f"{tiles['rows']}x{tiles['cols']}" if tiles else "1"
@@ -235,7 +261,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"classify": cmd_classify, "info": cmd_info, "publish": publish_command.run,
-                "config": config_command.run, "run": _cmd_run}
+                "config": config_command.run, "run": _cmd_run, "listen": listen_command.run,
+                "doctor": doctor_command.run}
     try:
         return handlers[args.command](args)
     except (BundleError, UsageError, OutboxError) as exc:

@@ -16,3 +16,20 @@ def uuid7() -> str:
     value |= secrets.randbits(62)
     text = f"{value:032x}"
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def derived_uuid7(base: str, n: int) -> str:
+    """The n-th id derived from a UUIDv7: same time and version bits, the rest from a hash of (base, n).
+    One input that makes several records (a clip's events) gets ids that are the same every time it is
+    classified, so a clip classified again after a crash is stored once."""
+    import hashlib
+
+    value = int(base.replace("-", ""), 16)
+    if (value >> 76) & 0xF != 7:
+        raise ValueError(f"{base!r} is not a UUIDv7")
+    digest = int.from_bytes(hashlib.sha256(f"{base}/{n}".encode()).digest()[:8], "big")
+    value = (value >> 64) << 64  # keep time, version, rand_a
+    value |= 0b10 << 62
+    value |= digest & ((1 << 62) - 1)
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"

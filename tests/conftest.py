@@ -22,7 +22,15 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
         capture_output=True, text=True, env=env, timeout=600,
     )
     assert proc.returncode == 0, f"building test models failed:\n{proc.stderr[-3000:]}"
-    return {dtype: out / f"tiny-{dtype}.nvm" for dtype in ("float32", "int8", "uint8")}
+    models = {dtype: out / f"tiny-{dtype}.nvm" for dtype in ("float32", "int8", "uint8")}
+    models |= {f"audio-{dtype}": out / f"tiny-audio-{dtype}.nvm" for dtype in ("float32", "int8")}
+    return models
+
+
+@pytest.fixture(scope="session")
+def tiny_audio_models(tiny_models) -> dict[str, Path]:
+    """The tiny audio model (tests/build_models.py): "engine" for a low hum, "background" for hiss."""
+    return {dtype: tiny_models[f"audio-{dtype}"] for dtype in ("float32", "int8")}
 
 
 @pytest.fixture(scope="session")
