@@ -239,3 +239,50 @@ poll_s = 0.1
         service.send_signal(signal.SIGTERM)
         service.wait(timeout=60)
         notify.close()
+
+
+def test_service_listens_to_the_microphone(tmp_path, tiny_audio_models):
+    """The live path of `nv-edge run`: a USB microphone (a stand-in module at the sounddevice boundary,
+    playing the real sample clip at 48 kHz in real time) -> resampling -> windows -> events -> outbox.
+    The tiny model hears the chainsaw in the middle of rain|chainsaw|rain as `engine`; SIGTERM ends
+    any event still open."""
+    import json
+
+    config = tmp_path / "edge.toml"
+    config.write_text(f"""
+[device]
+id = "unit-1"
+state_dir = "{tmp_path / 'state'}"
+
+[audio]
+model = "{tiny_audio_models['int8']}"
+hop_s = 0.5
+
+[audio.source]
+type = "microphone"
+device = "USB"
+""")
+    notify = NotifySocket(tmp_path / "notify.sock")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "tests" / "fakemic"), str(ROOT)]),
+               NV_FAKE_MIC_WAV=str(CLIP), NOTIFY_SOCKET=str(notify.path))
+    log = tmp_path / "service.log"
+    service = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)],
+                               stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env)
+    try:
+        wait_for(lambda: "msg=listening" in log.read_text() or service.poll() is not None, 60, "listening")
+        assert "USB PnP Sound Device" in log.read_text() and "rate=48000" in log.read_text()
+        wait_for(lambda: 'msg="event end"' in log.read_text() or service.poll() is not None, 60,
+                 "an event heard and ended")
+        wait_for(lambda: notify.count("WATCHDOG=1") >= 1, 30, "a watchdog ping")
+    finally:
+        service.send_signal(signal.SIGTERM)
+        assert service.wait(timeout=60) == 0, log.read_text()
+        notify.close()
+    with sqlite3.connect(tmp_path / "state" / "outbox.db") as con:
+        records = [json.loads(p) for (p,) in con.execute("SELECT payload FROM outbox WHERE leaf = 'detection'")]
+    phases = [(r["label"], r["event"]["phase"]) for r in records]
+    assert ("engine", "start") in phases and ("engine", "end") in phases
+    assert phases.count(("engine", "start")) == phases.count(("engine", "end"))  # nothing left open
+    start = next(r for r in records if r["event"]["phase"] == "start")
+    assert start["source"] == "mic:USB" and start["time_source"] == "received"
+    assert 'msg="microphone closed"' in log.read_text()
