@@ -32,6 +32,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge.durable import transaction
+
 log = logging.getLogger("nv.outbox")
 
 DETECTION = "detection"  # the topic leaf of a detection record: naturevision/<device>/detection
@@ -276,17 +278,9 @@ class Outbox:
 
     @contextmanager
     def _transaction(self):
-        """BEGIN IMMEDIATE ... COMMIT under the lock: one fsync of the WAL per call."""
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                raise OutboxError(f"{self.path}: write failed: {exc}; check free space on the card "
-                                  f"and that no other program holds the file") from None
+        with self._lock:  # an RLock: transaction() takes it again
+            with transaction(self._db, self._lock, lambda exc: OutboxError(
+                    f"{self.path}: write failed: {exc}; check free space on the card "
+                    f"and that no other program holds the file")) as db:
+                yield db
             self.commits += 1

@@ -28,10 +28,10 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge.durable import transaction
 from edge.ids import uuid7
 
 log = logging.getLogger("nv.sources.ledger")
@@ -150,21 +150,10 @@ class Ledger:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    @contextmanager
     def _write(self):
-        """BEGIN IMMEDIATE ... COMMIT under the lock: one fsync of the WAL per call."""
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                raise LedgerError(f"{self.path}: write failed: {exc}; check free space in [device] state_dir "
-                                  f"and that no other program holds the file") from None
+        return transaction(self._db, self._lock, lambda exc: LedgerError(
+            f"{self.path}: write failed: {exc}; check free space in [device] state_dir "
+            f"and that no other program holds the file"))
 
 
 def _cols(key: FileKey) -> tuple[str, str, int, int]:
