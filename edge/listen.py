@@ -31,7 +31,8 @@ from edge.bundle import BundleError
 from edge.decision import Decision, decide
 from edge.events import EventRules, EventTracker
 from edge.logmel import LogMelSpec, Window, clip_windows, log_mel, normalise
-from edge.microphone import DEFAULT_HOP_S, DEFAULT_RMS_GATE_DBFS, AlertRecorder, LiveWindow, hop_samples
+from edge.alert_recording import AlertRecorder
+from edge.microphone import DEFAULT_HOP_S, DEFAULT_RMS_GATE_DBFS, LiveWindow, hop_samples
 from edge.model import Model
 from edge.record import audio_window_record, event_record, source_time
 

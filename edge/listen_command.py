@@ -22,7 +22,8 @@ from edge.decision import resolve_thresholds
 from edge.events import EventRules
 from edge.interpreter import BACKENDS
 from edge.listen import AudioClassifier, AudioOptions, LiveSession, classify_clip
-from edge.microphone import (DEFAULT_HOP_S, DEFAULT_RMS_GATE_DBFS, AlertRecorder, Microphone, MicrophoneError,
+from edge.alert_recording import AlertRecorder
+from edge.microphone import (DEFAULT_HOP_S, DEFAULT_RMS_GATE_DBFS, Microphone, MicrophoneError,
                              import_sounddevice, input_devices)
 from edge.model import load_model
 from edge.outbox import Outbox

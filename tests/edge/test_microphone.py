@@ -13,7 +13,8 @@ import pytest
 from audiofiles import CHAINSAW, COMPOSITE, RATE, silence
 from edge.audiofile import read_audio
 from edge.logmel import LogMelSpec, clip_windows, resample
-from edge.microphone import (AlertRecorder, Microphone, MicrophoneError, find_device, hop_samples,
+from edge.alert_recording import AlertRecorder
+from edge.microphone import (Microphone, MicrophoneError, find_device, hop_samples,
                              import_sounddevice)
 from fake_sounddevice import FakeDevice, FakeSoundDevice
 
