@@ -1,16 +1,9 @@
-"""The field unit's config file: one TOML (`/etc/naturevision/edge.toml`) read into frozen dataclasses.
+"""Loading: the TOML walker that checks every key and builds the dataclasses of `sections.py`.
 
-`load_config(path)` checks everything a running service would trip over later, at once and without
-starting an interpreter: unknown keys, types and ranges, that model bundles open (checksum, manifest),
-that each model's task matches its section, that threshold overrides name alert labels of that model,
-and that the files it names (CA, client certificate, password files, watched folders) are there.
 Every error is a `ConfigError` that names the file and the key: "<file>: [section.key]: problem;
 expected ...". Array tables are counted from 1 as people count them: `image.sources[1]` is the first
-`[[image.sources]]`.
-
-Relative paths resolve against `device.state_dir` (the outbox) or the config file's folder (all else).
-Secrets live in files (`password_file`), never in the config, so the config can be shown and copied.
-The example with every key explained is `systemd/edge.example.toml`.
+`[[image.sources]]`. Relative paths resolve against `device.state_dir` (the outbox) or the config file's
+folder (all else).
 """
 
 from __future__ import annotations
@@ -20,232 +13,23 @@ import math
 import re
 import ssl
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from edge.bundle import BundleError, Manifest, read_bundle
 from edge.classify import DEFAULT_BATCH, DEFAULT_OVERLAP
-from edge.connection import DEFAULT_PORT, PROTOCOLS, BrokerSettings
+from edge.config.errors import ConfigError
+from edge.config.secret_files import read_secret
+from edge.config.sections import (AFTER_ACTIONS, DEFAULT_STATE_DIR, DEVICE_ID, AudioConfig, AudioSource, DeviceConfig,
+                                  EdgeConfig, FolderSource, HttpSource, ImageConfig, ImageSource, Location,
+                                  MicrophoneSource, MqttConfig, OutboxConfig, PicameraSource, TlsConfig)
+from edge.connection import DEFAULT_PORT, PROTOCOLS
 from edge.decision import resolve_thresholds
 from edge.events import EventRules
 from edge.interpreter import BACKENDS
-from edge.outbox import OutboxLimits
-from edge.publisher import CONFIRM_MODES, PublisherOptions
+from edge.publisher import CONFIRM_MODES
 from edge.tiling import MAX_OVERLAP
 
-DEFAULT_PATH = Path("/etc/naturevision/edge.toml")
-DEFAULT_STATE_DIR = Path("/var/lib/naturevision")
-DEVICE_ID = re.compile(r"[a-z0-9_-]{1,64}")
-AFTER_ACTIONS = ("keep", "delete", "move")
-_LIMITS = OutboxLimits()
-
-
-class ConfigError(Exception):
-    """The config cannot run: the message names the file, the key, the problem and what is expected."""
-
-
-# -- the parsed config -----------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Location:
-    lat: float
-    lon: float
-    alt_m: float | None = None
-
-
-@dataclass(frozen=True)
-class DeviceConfig:
-    id: str  # the records' `device`, the MQTT user name and the topic prefix naturevision/<id>/
-    state_dir: Path
-    location: Location | None = None  # added to records that carry no GPS of their own
-    stall_s: float = 300.0  # a pipeline stuck on one item this long stops the watchdog pings (systemd restarts us)
-
-
-@dataclass(frozen=True)
-class FolderSource:
-    """A watched folder: files copied in (drone card, camera trap, audio clips) are read once settled."""
-
-    type: ClassVar[str] = "folder"
-    path: Path
-    settle_s: float = 2.0  # a file must be unchanged this long: a copy in progress is not read half-written
-    poll_s: float = 1.0
-    after: str = "keep"  # keep | delete | move, once the file's record is in the outbox
-    done_dir: Path | None = None  # where after = "move" puts it (created when missing)
-    suffixes: tuple[str, ...] | None = None  # None = every image (or audio) suffix the edge reads
-    recursive: bool = False
-    name: str | None = None  # the ledger keys files by it; None = "folder:<path>"
-
-
-@dataclass(frozen=True)
-class HttpSource:
-    """A camera's snapshot URL, fetched every `interval_s`."""
-
-    type: ClassVar[str] = "http"
-    url: str
-    interval_s: float = 60.0
-    timeout_s: float = 10.0
-    username: str | None = None
-    password_file: Path | None = None
-    ca_file: Path | None = None  # https with a private CA (self-signed camera)
-    tls_verify: bool = True
-    max_bytes: int | None = None  # refuse larger snapshots; None = the source's default
-    name: str | None = None
-
-    def password(self) -> str | None:
-        return None if self.password_file is None else read_secret(self.password_file)
-
-
-@dataclass(frozen=True)
-class PicameraSource:
-    type: ClassVar[str] = "picamera2"
-    interval_s: float = 30.0
-    camera: int = 0  # index in Picamera2.global_camera_info()
-    size: tuple[int, int] | None = None  # (width, height) of the still; None = the sensor's full size
-    name: str | None = None
-
-
-@dataclass(frozen=True)
-class MicrophoneSource:
-    type: ClassVar[str] = "microphone"
-    device: str | int | None = None  # a name substring or an index; None = the system default
-    name: str | None = None
-
-
-ImageSource = FolderSource | HttpSource | PicameraSource
-AudioSource = MicrophoneSource | FolderSource
-
-
-@dataclass(frozen=True)
-class ImageConfig:
-    model: Path
-    manifest: Manifest = field(repr=False, compare=False)  # read and checked at load time
-    sources: tuple[ImageSource, ...]
-    thresholds: dict[str, float] = field(default_factory=dict)  # overrides of the manifest's
-    tile: int | None = None  # None = the model's training tile; 0 = the whole frame
-    overlap: float = DEFAULT_OVERLAP
-    backend: str | None = None
-    threads: int | None = None
-    batch: int = DEFAULT_BATCH
-    thumbnails: bool = False
-    events: EventRules | None = None  # None: one record per frame, no events
-
-    def resolved_thresholds(self) -> dict[str, float]:
-        return resolve_thresholds(self.manifest, self.thresholds)
-
-
-@dataclass(frozen=True)
-class AudioConfig:
-    model: Path
-    manifest: Manifest = field(repr=False, compare=False)
-    source: AudioSource
-    thresholds: dict[str, float] = field(default_factory=dict)
-    hop_s: float = 0.5
-    rms_gate_dbfs: float = -60.0
-    per_window: bool = False
-    backend: str | None = None
-    threads: int | None = None
-    events: EventRules = EventRules()  # audio always runs through events: a record per window is noise
-
-    def resolved_thresholds(self) -> dict[str, float]:
-        return resolve_thresholds(self.manifest, self.thresholds)
-
-
-@dataclass(frozen=True)
-class OutboxConfig:
-    path: Path
-    max_mb: float = _LIMITS.max_bytes / 2**20
-    max_records: int = _LIMITS.max_records
-    routine_max_age_days: float = _LIMITS.routine_max_age_s / 86400
-    alert_max_age_days: float = _LIMITS.alert_max_age_s / 86400
-
-
-@dataclass(frozen=True)
-class TlsConfig:
-    ca: Path
-    cert: Path | None = None
-    key: Path | None = None
-
-
-@dataclass(frozen=True)
-class MqttConfig:
-    host: str
-    port: int
-    protocol: str = "5"
-    tls: TlsConfig | None = None
-    password_file: Path | None = None
-    confirm: str = "receipt"
-    keepalive_s: int = 60
-    heartbeat_s: float = 60.0
-    window: int = 100
-    receipt_timeout_s: float = 60.0
-    max_backoff_s: float = 60.0
-
-
-@dataclass(frozen=True)
-class EdgeConfig:
-    path: Path
-    device: DeviceConfig
-    outbox: OutboxConfig
-    image: ImageConfig | None = None  # None: no image pipeline
-    audio: AudioConfig | None = None  # None: no audio pipeline
-    mqtt: MqttConfig | None = None  # None: records stay in the outbox
-
-    def models(self) -> tuple[Manifest, ...]:
-        return tuple(section.manifest for section in (self.image, self.audio) if section is not None)
-
-
-# -- converters for the service ----------------------------------------------------------------------
-
-def broker_settings(cfg: EdgeConfig) -> BrokerSettings:
-    """How to reach the broker; the user name is the device id, so records, topics and ACL agree."""
-    m = _need_mqtt(cfg)
-    password = None if m.password_file is None else read_secret(m.password_file, config=cfg.path, where="mqtt.password_file")
-    return BrokerSettings(
-        host=m.host, port=m.port, protocol=m.protocol, client_id=f"nv-edge-{cfg.device.id}",
-        username=cfg.device.id, password=password,
-        cafile=m.tls.ca if m.tls else None, certfile=m.tls.cert if m.tls else None,
-        keyfile=m.tls.key if m.tls else None, keepalive=m.keepalive_s,
-    )
-
-
-def publisher_options(cfg: EdgeConfig) -> PublisherOptions:
-    m = _need_mqtt(cfg)
-    return PublisherOptions(
-        device=cfg.device.id, confirm=m.confirm, window=m.window, receipt_timeout_s=m.receipt_timeout_s,
-        heartbeat_s=m.heartbeat_s, backoff_max_s=m.max_backoff_s, hold_max_s=max(m.max_backoff_s, 1.0),
-        models=tuple({"name": x.name, "version": x.version, "sha256": x.model_sha256} for x in cfg.models()),
-    )
-
-
-def outbox_limits(cfg: EdgeConfig) -> OutboxLimits:
-    o = cfg.outbox
-    return OutboxLimits(
-        max_records=o.max_records, max_bytes=int(o.max_mb * 2**20),
-        routine_max_age_s=o.routine_max_age_days * 86400, alert_max_age_s=o.alert_max_age_days * 86400,
-    )
-
-
-def read_secret(path: Path, *, config: Path | None = None, where: str = "password_file") -> str:
-    """A secret from its file, stripped of the trailing newline editors add."""
-    head = f"{config}: [{where}]: {path}" if config else f"{path}: [{where}]"
-    try:
-        text = Path(path).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{head}: cannot be read ({getattr(exc, 'strerror', None) or exc}); expected a file "
-                          f"the service's user can read (chown root:naturevision, chmod 640)") from None
-    if not text:
-        raise ConfigError(f"{head}: the file is empty; expected the secret on its first line")
-    return text
-
-
-def _need_mqtt(cfg: EdgeConfig) -> MqttConfig:
-    if cfg.mqtt is None:
-        raise ConfigError(f"{cfg.path}: [mqtt]: no such section; expected one when records are to be sent")
-    return cfg.mqtt
-
-
-# -- loading -----------------------------------------------------------------------------------------
 
 def load_config(path: str | Path) -> EdgeConfig:
     path = Path(path)
