@@ -1,4 +1,4 @@
-"""`nv-edge doctor [--config PATH] [--format table|json]`: check a unit, one line per check (edge/doctor.py).
+"""`nv-edge doctor [--config PATH] [--format table|json]`: check a unit, one line per check (edge/doctor/).
 
 Exit 0 when nothing FAILs (WARNs included), 1 otherwise: a technician's script can stop on it.
 """
