@@ -286,3 +286,64 @@ device = "USB"
     start = next(r for r in records if r["event"]["phase"] == "start")
     assert start["source"] == "mic:USB" and start["time_source"] == "received"
     assert 'msg="microphone closed"' in log.read_text()
+
+
+def test_service_polls_an_ip_camera_snapshot_url(tmp_path):
+    """An HTTP snapshot source: frames come as bytes, are classified as files are, and are stamped with
+    the time they were received."""
+    import http.server
+    import io
+    import json
+
+    from PIL import Image
+
+    jpeg = io.BytesIO()
+    Image.open(TILES[0]).convert("RGB").resize((480, 480)).save(jpeg, "JPEG")
+    served = []
+
+    class Camera(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            served.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(jpeg.getvalue())))
+            self.end_headers()
+            self.wfile.write(jpeg.getvalue())
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Camera)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/ISAPI/Streaming/channels/101/picture"
+    config = tmp_path / "edge.toml"
+    config.write_text(f"""
+[device]
+id = "unit-1"
+state_dir = "{tmp_path / 'state'}"
+
+[image]
+model = "{IMAGE_MODEL}"
+
+[[image.sources]]
+type = "http"
+url = "{url}"
+interval_s = 0.5
+timeout_s = 0.5
+""")
+    notify = NotifySocket(tmp_path / "notify.sock")
+    service = start_service(tmp_path, config, notify)
+    try:
+        wait_for(lambda: service.log_path.read_text().count("msg=classified") >= 3 or service.poll() is not None, 60,
+                 "three snapshots classified")
+    finally:
+        service.send_signal(signal.SIGTERM)
+        assert service.wait(timeout=60) == 0, service.log_path.read_text()
+        server.shutdown()
+        notify.close()
+    with sqlite3.connect(tmp_path / "state" / "outbox.db") as con:
+        records = [json.loads(p) for (p,) in con.execute("SELECT payload FROM outbox WHERE leaf = 'detection'")]
+    assert len(records) >= 3 and len(served) >= len(records)
+    assert {r["source"] for r in records} == {url}
+    assert all(r["time_source"] == "received" and r["frame"] == {"width": 480, "height": 480} for r in records)
+    assert len({r["id"] for r in records}) == len(records)
