@@ -13,6 +13,7 @@ import math
 import re
 import ssl
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,7 @@ class _Reader:
             threads=self.integer(t, "image.threads", low=1) if "threads" in t else None,
             batch=self.integer(t, "image.batch", low=1, default=DEFAULT_BATCH),
             thumbnails=self.boolean(t, "image.thumbnails", default=False),
-            events=self.events(t["events"], "image.events") if "events" in t else None,
+            events=self.image_events(t["events"]) if "events" in t else None,
         )
 
     def audio(self, raw: Any) -> AudioConfig:
@@ -286,6 +287,12 @@ class _Reader:
             except ValueError as exc:
                 raise self.fail(f"{where}.{label}", str(exc), f"an alert label of {manifest.name}") from None
         return {label: float(value) for label, value in raw.items()}
+
+    def image_events(self, raw: Any) -> EventRules:
+        """Frames come at irregular intervals (a camera trap fires on motion), so a pause between
+        frames ends nothing unless max_gap_s is given."""
+        rules = self.events(raw, "image.events")
+        return rules if isinstance(raw, dict) and "max_gap_s" in raw else replace(rules, max_gap_s=None)
 
     def events(self, raw: Any, where: str) -> EventRules:
         try:

@@ -107,7 +107,7 @@ def test_the_example_loads_with_every_section(site):
     assert folder == FolderSource(path=site.incoming, settle_s=2.0, poll_s=1.0, after="move", done_dir=site.done)
     assert isinstance(http, HttpSource) and http.username == "viewer" and http.password() == "s3cret-camera"
     assert "s3cret" not in repr(cfg)  # secrets stay in their files
-    assert image.events == EventRules(k=1, n=1, hysteresis=0.05, cooldown_s=0)
+    assert image.events == EventRules(k=1, n=1, hysteresis=0.05, cooldown_s=0, max_gap_s=None)  # frames: no gap limit unless given
     audio = cfg.audio
     assert audio.manifest.task == "audio" and audio.source == MicrophoneSource(device="USB")
     assert audio.resolved_thresholds() == {"chainsaw": 0.7, "engine": 0.65}
