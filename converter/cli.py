@@ -2,6 +2,7 @@
 
     nv-convert check DIR                  leakage and balance report, no training
     nv-convert image DIR --out models/NAME/NAME.nvm --weights PATH|none [...]
+    nv-convert audio DIR --labels MAP.toml --out models/NAME/NAME.nvm [...]
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from converter.audio_dataset import AudioDatasetError
 from converter.dataset import DatasetError, label_counts, load_dataset
 
 EXIT_FAILED = 1
@@ -63,6 +65,33 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--gsd", type=float, default=None, help="ground resolution of the source pictures, metres per pixel")
     i.add_argument("--tile-px", type=int, default=None, help="tile edge in source pixels (default: the pictures' common size)")
     i.add_argument("--baseline", action="store_true", help="also score a linear probe on the frozen backbone (same split) for the report")
+
+    a = sub.add_parser("audio", help="train a sound model on log-mel windows and write a verified int8 bundle")
+    a.add_argument("data", type=Path, help="folder with index.csv (path,class,group[,licence]), or of class sub-folders of WAV/FLAC clips")
+    a.add_argument("--out", type=Path, required=True, help="bundle path, e.g. models/mining-audio/mining-audio.nvm")
+    a.add_argument("--labels", type=Path, help="class -> label map (TOML, see converter/labelmaps/); default: each class is a label")
+    a.add_argument("--alert", action="append", default=[], metavar="LABEL", help="alert label without --labels (repeatable)")
+    a.add_argument("--name", help="model name (default: the bundle's file name)")
+    a.add_argument("--version", default="1.0.0")
+    a.add_argument("--arch", choices=("mobilenet", "cnn"), default="cnn", help="MobileNetV2 (--alpha) or a small CNN (default)")
+    a.add_argument("--alpha", type=float, default=0.35, help="MobileNetV2 width")
+    a.add_argument("--weights", help="with --arch mobilenet: a MobileNetV2 no-top .h5 to start from (e.g. ../shared/data/weights/...)")
+    a.add_argument("--cut-at", help="with --arch mobilenet: use the backbone only up to this layer (e.g. block_12_add)")
+    a.add_argument("--width", type=int, default=24, help="filters of the CNN's first block (doubled per block)")
+    a.add_argument("--epochs", type=int, default=40)
+    a.add_argument("--batch", type=int, default=64)
+    a.add_argument("--lr", type=float, default=2e-3, help="initial learning rate (cosine decay to 0 over --epochs)")
+    a.add_argument("--patience", type=int, default=8, help="epochs without validation gain before stopping")
+    a.add_argument("--no-augment", action="store_true", help="train without background mixing, gain and masks")
+    a.add_argument("--train-hop", type=float, default=0.25, help="seconds between training windows (default 0.25)")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--target-precision", type=_fraction, default=0.9, help="alert thresholds are chosen on validation windows for this precision")
+    a.add_argument("--max-drop", type=float, default=1.0, help="fail when int8 balanced accuracy is this many points below float (default 1.0)")
+    a.add_argument("--rep-samples", type=int, default=300, help="training windows used to calibrate int8")
+    a.add_argument("--hold-out-groups", default="", metavar="G,...", help="groups forced into the test split (e.g. those of shipped sample clips)")
+    a.add_argument("--source", default="", help="what the data is, for the manifest")
+    a.add_argument("--licence", action="append", default=[], help="licence of the data, added to those in index.csv (repeatable)")
+    a.add_argument("--baseline", action="store_true", help="also score a logistic regression on per-band log-mel statistics (same split)")
     return parser
 
 
@@ -136,6 +165,45 @@ def cmd_image(args) -> int:
     return 0
 
 
+def cmd_audio(args) -> int:
+    from converter.audio_dataset import identity_map, load_clips, load_label_map
+    from converter.audio_pipeline import AudioOptions, convert_audio
+    from converter.audio_report import write_attribution, write_audio_report
+    from converter.audio_train import AudioTrainConfig
+    from converter.pipeline import QuantizationDropError
+
+    if args.labels is not None and args.alert:
+        raise UsageError("--alert goes with the identity mapping; with --labels the map's `alert = [...]` says it")
+    label_map = load_label_map(args.labels) if args.labels is not None else None
+    clips, label_map = load_clips(args.data, label_map)
+    if args.labels is None:
+        label_map = identity_map([c.cls for c in clips], tuple(args.alert))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    options = AudioOptions(
+        name=args.name or args.out.stem, version=args.version, target_precision=args.target_precision,
+        max_drop_pp=args.max_drop, rep_samples=args.rep_samples, seed=args.seed, train_hop_s=args.train_hop,
+        hold_out_groups=tuple(g.strip() for g in args.hold_out_groups.split(",") if g.strip()),
+        source=args.source, licences=tuple(args.licence), baseline=args.baseline,
+    )
+    if args.weights is not None and not Path(args.weights).is_file():
+        raise UsageError(f"--weights {args.weights}: no such file (give a MobileNetV2 no-top .h5 whose alpha is --alpha)")
+    config = AudioTrainConfig(arch=args.arch, alpha=args.alpha, weights=args.weights, cut_at=args.cut_at, width=args.width,
+                              epochs=args.epochs, batch=args.batch, lr=args.lr, patience=args.patience, seed=args.seed, augment=not args.no_augment)
+    try:
+        result = convert_audio(clips, label_map, args.out, options, config, root=args.data)
+    except QuantizationDropError as exc:
+        print(f"nv-convert: FAILED: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    command = "nv-convert " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    report = write_audio_report(result, args.out.parent, command)
+    write_attribution(args.data, result.parts["train"] + result.parts["val"], args.out.parent)
+    t, c = result.metrics["test"], result.metrics["test_clip"]["int8"]
+    print(f"test balanced accuracy (windows): keras {t['keras']['balanced_accuracy']:.4f}, float32 {t['float32']['balanced_accuracy']:.4f}, "
+          f"int8 {t['int8']['balanced_accuracy']:.4f}; int8 clips {c['labels']['balanced_accuracy']:.4f}, alert vs background "
+          f"(clips) {c['binary']['balanced_accuracy']:.4f}; bundle {args.out}; report {report}")
+    return 0
+
+
 class UsageError(Exception):
     pass
 
@@ -143,8 +211,8 @@ class UsageError(Exception):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"check": cmd_check, "image": cmd_image}[args.command](args)
-    except (DatasetError, UsageError, ValueError) as exc:
+        return {"check": cmd_check, "image": cmd_image, "audio": cmd_audio}[args.command](args)
+    except (DatasetError, AudioDatasetError, UsageError, ValueError) as exc:
         print(f"nv-convert: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

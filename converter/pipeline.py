@@ -1,5 +1,7 @@
 """Image model from a folder to a verified bundle: dataset -> split -> train -> quantize -> verify
--> threshold -> bundle + metrics. Each step is its own module; this one only runs them in order."""
+-> threshold -> bundle + metrics. Each step is its own module; this one only runs them in order.
+The steps after training (`quantize_and_verify`, `score_metrics`, `choose_thresholds`, `finish_bundle`)
+are shared with the audio pipeline (`converter.audio_pipeline`)."""
 
 from __future__ import annotations
 
@@ -125,74 +127,67 @@ def convert_images(
         converter_version=__version__,
         min_runtime="0.1.0",
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        models = {}
-        for kind in ("float32", "int8"):
-            data = to_tflite(model, kind, None if kind == "float32" else rep)
-            path = tmp / f"{kind}.nvm"
-            write_bundle(path, data, replace(manifest, input=replace(spec, dtype="float32" if kind == "float32" else "int8")))
-            models[kind] = (path, len(data), data)
-        runs = {}
-        for kind, (path, _, _) in models.items():
-            for backend in BACKENDS:
-                log(f"checking {kind} on {backend}")
-                runs[(kind, backend, "test")] = run_on_backend(path, px["test"], backend)
-        val_int8, _ = run_on_backend(models["int8"][0], px["val"], "litert", repeat=1)
+    verified = quantize_and_verify(model, rep, manifest, px["val"], px["test"])
+    metrics = {**score_metrics(labels, y["test"], keras_test, verified), **_split_metrics(parts, dataset, history)}
+    thresholds, metrics["thresholds"], curves = choose_thresholds(
+        labels, alert, y["val"], verified.val_int8, y["test"], verified.test_int8, options.target_precision)
+    metrics["labels"] = list(labels)
+    if baseline is not None:
+        metrics["test"]["baseline"] = baseline
+    final = finish_bundle(out, metrics, replace(manifest, thresholds=thresholds), verified, options.max_drop_pp,
+                          _manifest_metrics(metrics))
 
-        metrics = _metrics(labels, y, keras_test, runs, models, parts, dataset, history)
-        thresholds, curves = {}, {}
-        for label in alert:
-            k = labels.index(label)
-            t, p, r, reached = threshold_for_precision(y["val"] == k, val_int8[:, k], options.target_precision)
-            thresholds[label] = round(t, 4)
-            metrics.setdefault("thresholds", {})[label] = {
-                "threshold": round(t, 4), "val_precision": round(p, 4), "val_recall": round(r, 4),
-                "target_precision": options.target_precision, "target_reached": reached,
-            }
-            if not reached:
-                log(f"warning: no threshold reaches precision {options.target_precision} for {label!r} on validation; "
-                    f"using {t:.3f} (precision {p:.3f})")
-            curves[label] = _pr_points(y["val"] == k, val_int8[:, k])
-            test_scores = runs[("int8", "litert", "test")][0][:, k]
-            sel = test_scores >= t
-            tp = int(np.sum(sel & (y["test"] == k)))
-            metrics["thresholds"][label]["test_precision"] = round(tp / max(1, sel.sum()), 4)
-            metrics["thresholds"][label]["test_recall"] = round(tp / max(1, np.sum(y["test"] == k)), 4)
-        metrics["labels"] = list(labels)
-        if baseline is not None:
-            metrics["test"]["baseline"] = baseline
-        out.parent.mkdir(parents=True, exist_ok=True)
-        metrics_path = out.parent / "metrics.json"
-        metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
-
-        drop = (metrics["test"]["float32"]["balanced_accuracy"] - metrics["test"]["int8"]["balanced_accuracy"]) * 100
-        if drop > options.max_drop_pp:
-            raise QuantizationDropError(
-                f"int8 balanced accuracy is {drop:.2f} pp below float32 on the test split (allowed: "
-                f"{options.max_drop_pp} pp); the bundle was not written. Metrics are in {metrics_path}. "
-                "Try more or more varied --rep-samples, or a model that quantizes better."
-            )
-        final = replace(manifest, thresholds=thresholds, metrics=_manifest_metrics(metrics))
-        final = write_bundle(out, models["int8"][2], final)
-
-    worst = _worst_errors(parts["test"], y["test"], runs[("int8", "litert", "test")][0], labels)
+    worst = _worst_errors(parts["test"], y["test"], verified.test_int8, labels)
     log(f"wrote {out}")
     return Result(bundle=out, manifest=final, metrics=metrics, history=history, worst=worst, curves=curves)
 
 
-def _metrics(labels, y, keras_test, runs, models, parts, dataset, history) -> dict:
-    int8 = runs[("int8", "litert", "test")][0]
-    f32 = runs[("float32", "litert", "test")][0]
-    legacy = runs[("int8", "tflite-runtime", "test")][0]
+@dataclass(frozen=True)
+class Verified:
+    """A trained model converted to float32 and int8 TFLite and run on every edge backend (TF-free)."""
+
+    runs: dict  # (kind, backend) -> (test scores, {"latency_ms", "version", ...})
+    val_int8: np.ndarray  # int8 scores on the validation inputs (LiteRT): thresholds are chosen on these
+    sizes: dict[str, int]  # kind -> bytes
+    int8_bytes: bytes
+
+    @property
+    def test_int8(self) -> np.ndarray:
+        return self.runs[("int8", "litert")][0]
+
+
+def quantize_and_verify(model, representative: np.ndarray, manifest: Manifest, val_inputs: np.ndarray,
+                        test_inputs: np.ndarray) -> Verified:
+    """Convert `model` to float32 and int8 (calibrated on `representative`, normalised training inputs), and
+    score both on every backend in a process without TensorFlow. Inputs are what `edge.model.Model.predict`
+    takes: uint8 pixels for images, normalised log-mel windows for audio."""
+    runs, sizes, data = {}, {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in ("float32", "int8"):
+            data[kind] = to_tflite(model, kind, None if kind == "float32" else representative)
+            path = Path(tmp) / f"{kind}.nvm"
+            write_bundle(path, data[kind], replace(manifest, input=replace(manifest.input, dtype=kind)))
+            sizes[kind] = len(data[kind])
+            for backend in BACKENDS:
+                log(f"checking {kind} on {backend}")
+                runs[(kind, backend)] = run_on_backend(path, test_inputs, backend)
+        val_int8, _ = run_on_backend(Path(tmp) / "int8.nvm", val_inputs, "litert", repeat=1)
+    return Verified(runs=runs, val_int8=val_int8, sizes=sizes, int8_bytes=data["int8"])
+
+
+def score_metrics(labels, y_test: np.ndarray, keras_test: np.ndarray, verified: Verified) -> dict:
+    """Test metrics of Keras, float32 and int8 (both backends), their agreement, sizes and latency."""
+    int8 = verified.test_int8
+    f32 = verified.runs[("float32", "litert")][0]
+    legacy = verified.runs[("int8", "tflite-runtime")][0]
     test = {
-        "keras": summary(y["test"], keras_test, labels),
-        "float32": summary(y["test"], f32, labels),
-        "int8": summary(y["test"], int8, labels),
-        "int8_tflite_runtime": summary(y["test"], legacy, labels),
+        "keras": summary(y_test, keras_test, labels),
+        "float32": summary(y_test, f32, labels),
+        "int8": summary(y_test, int8, labels),
+        "int8_tflite_runtime": summary(y_test, legacy, labels),
     }
     runtime = {}
-    for (kind, backend, _), (_, info) in runs.items():
+    for (kind, backend), (_, info) in verified.runs.items():
         runtime[f"{kind}/{backend}"] = {"latency_ms_batch1_1thread": info["latency_ms"], "version": info["version"]}
     return {
         "test": test,
@@ -202,14 +197,59 @@ def _metrics(labels, y, keras_test, runs, models, parts, dataset, history) -> di
             "int8_litert_vs_tflite_runtime": round(float(np.mean(int8.argmax(1) == legacy.argmax(1))), 4),
             "max_abs_score_diff_litert_vs_tflite_runtime": round(float(np.abs(int8 - legacy).max()), 4),
         },
+        "size_bytes": dict(verified.sizes),
+        "runtime": runtime,
+    }
+
+
+def choose_thresholds(labels, alert, y_val, val_scores, y_test, test_scores, target: float) -> tuple[dict, dict, dict]:
+    """Per alert label, the threshold reaching `target` precision on validation (int8 scores), and what it
+    gives on test. Returns (label -> threshold, metrics per label, validation PR curves)."""
+    thresholds, table, curves = {}, {}, {}
+    for label in alert:
+        k = labels.index(label)
+        t, p, r, reached = threshold_for_precision(y_val == k, val_scores[:, k], target)
+        thresholds[label] = round(t, 4)
+        table[label] = {
+            "threshold": round(t, 4), "val_precision": round(p, 4), "val_recall": round(r, 4),
+            "target_precision": target, "target_reached": reached,
+        }
+        if not reached:
+            log(f"warning: no threshold reaches precision {target} for {label!r} on validation; "
+                f"using {t:.3f} (precision {p:.3f})")
+        curves[label] = _pr_points(y_val == k, val_scores[:, k])
+        sel = test_scores[:, k] >= t
+        tp = int(np.sum(sel & (y_test == k)))
+        table[label]["test_precision"] = round(tp / max(1, sel.sum()), 4)
+        table[label]["test_recall"] = round(tp / max(1, np.sum(y_test == k)), 4)
+    return thresholds, table, curves
+
+
+def finish_bundle(out: Path, metrics: dict, manifest: Manifest, verified: Verified, max_drop_pp: float,
+                  manifest_metrics: dict) -> Manifest:
+    """Write metrics.json beside `out`; then, unless int8 lost more than `max_drop_pp` points of balanced
+    accuracy against float32 on test (QuantizationDropError), the int8 bundle."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    metrics_path = out.parent / "metrics.json"
+    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    drop = (metrics["test"]["float32"]["balanced_accuracy"] - metrics["test"]["int8"]["balanced_accuracy"]) * 100
+    if drop > max_drop_pp:
+        raise QuantizationDropError(
+            f"int8 balanced accuracy is {drop:.2f} pp below float32 on the test split (allowed: "
+            f"{max_drop_pp} pp); the bundle was not written. Metrics are in {metrics_path}. "
+            "Try more or more varied --rep-samples, or a model that quantizes better."
+        )
+    return write_bundle(out, verified.int8_bytes, replace(manifest, metrics=manifest_metrics))
+
+
+def _split_metrics(parts, dataset, history) -> dict:
+    return {
         "split": {
             "train": len(parts["train"]), "val": len(parts["val"]), "test": len(parts["test"]),
             "groups_merged": dataset.groups_merged,
             "merges": dict(dataset.merges),
-            "per_label": {k: label_counts(v, labels) for k, v in parts.items()},
+            "per_label": {k: label_counts(v, dataset.labels) for k, v in parts.items()},
         },
-        "size_bytes": {kind: size for kind, (_, size, _) in models.items()},
-        "runtime": runtime,
         "training": {"seconds": round(history.seconds, 1), "best_epoch": history.best_epoch, "epochs": history.epochs},
     }
 

@@ -95,6 +95,7 @@ receipt_timeout_s = 2
 [audio]
 model = "{AUDIO_MODEL}"
 hop_s = 0.5
+per_window = true
 
 [audio.source]
 type = "files"
@@ -161,7 +162,8 @@ def test_service_end_to_end(site, tmp_path):
         assert {Path(r["source"]).name: r["label"] for r in images} == classified_by_cli()
         assert sorted(p.name for p in (tmp_path / "done").iterdir()) == sorted(t.name for t in TILES)
         if audio:
-            wait_for(lambda: any(r["kind"] == "audio" for r in stored(db)), 60, "the clip's events")
+            # 15 s of audio at a 0.5 s hop: 29 windows, every one recorded (per_window), events besides
+            wait_for(lambda: sum(r["kind"] == "audio" for r in stored(db)) >= 29, 60, "the clip's window records")
         wait_for(lambda: notify.count("WATCHDOG=1") >= 1, 30, "a watchdog ping")
         assert site.retained("naturevision/unit-1/status")["state"] == "online"
 
