@@ -28,10 +28,12 @@ $(VENV)/.test: pyproject.toml constraints.txt $(VENV)/.edge
 
 demo: $(VENV)/.base
 	@mkdir -p $(DEMO_OUT)
-	@echo "== nv-edge classify on the shipped samples with the shipped default model (offline) =="
-	$(VENV)/bin/nv-edge classify samples/ --format table --device demo
+	@echo "== nv-edge classify on the shipped sample frames with the shipped image model (offline) =="
+	$(VENV)/bin/nv-edge classify samples/tiles samples/scenes --format table --device demo
+	@echo "== the shipped sample clips with the shipped audio model: events (rain | chainsaw | rain in the composite) =="
+	$(VENV)/bin/nv-edge classify samples/audio --events --format table --device demo
 	$(VENV)/bin/nv-edge classify samples/ --device demo > $(DEMO_OUT)/detections.jsonl
-	@echo "== JSON records written to $(DEMO_OUT)/detections.jsonl =="
+	@echo "== JSON records (every frame and audio window) written to $(DEMO_OUT)/detections.jsonl =="
 	@echo "== the mosaic's tile map against its truth (tiles without overlap) =="
 	$(VENV)/bin/nv-edge classify samples/scenes/mosaic_a.png --overlap 0 --device demo | $(PY) samples/compare_truth.py samples/scenes/mosaic_a.json
 	@echo "== the whole path: mosquitto + nv-edge run + nv-base listen/list (all stopped at the end) =="

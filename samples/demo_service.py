@@ -49,7 +49,7 @@ def stored(db: Path) -> int:
 
 
 def main(out: Path) -> int:
-    work = out / "service"
+    work = out.resolve() / "service"
     shutil.rmtree(work, ignore_errors=True)
     for d in ("state", "incoming", "clips"):
         (work / d).mkdir(parents=True)
