@@ -112,7 +112,7 @@ class AudioPipeline:
         ctx.keep(records)
         ctx.outbox.flush()
         source.done(item, "error" if records and "error" in records[0] else "ok")
-        ctx.counters.add(clips=1, windows=sum(1 for r in records if "audio" in r))
+        ctx.counters.add(clips=1)
         self._log_events(records)
         journal.event(log, logging.INFO, "clip classified", source=item.origin, records=len(records),
                       events=sum(1 for r in records if r.get("event", {}).get("phase") == "start"))

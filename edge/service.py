@@ -64,7 +64,7 @@ class Counters:
 
     def line(self) -> str:
         with self.lock:
-            return (f"{self.frames} frame(s), {self.clips} clip(s), {self.windows} window(s); "
+            return (f"{self.frames} frame(s), {self.clips} clip(s), {self.windows} live window(s); "
                     f"{self.records} record(s), {self.alerts} alert(s), {self.errors} error(s)")
 
 
