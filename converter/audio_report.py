@@ -132,7 +132,10 @@ def write_audio_report(result, out_dir: Path, command: str) -> Path:
     tr = m["training"]
     cfg = tr["config"]
     arch = f"MobileNetV2 alpha {cfg['alpha']}" if cfg["arch"] == "mobilenet" else f"small CNN (first block {cfg['width']} filters)"
-    lines += ["", f"Model: {arch}, from scratch, on {m['features']['frames']} x {m['features']['n_mels']} log-mel windows. "
+    if cfg.get("cut_at"):
+        arch += f" up to `{cfg['cut_at']}`"
+    start = f"started from `{Path(cfg['weights']).name}`" if cfg.get("weights") else "from scratch"
+    lines += ["", f"Model: {arch}, {start}, on {m['features']['frames']} x {m['features']['n_mels']} log-mel windows. "
               f"Training took {tr['seconds'] / 60:.1f} min; the weights of epoch {tr['best_epoch']} (best validation balanced accuracy) were kept.", "",
               "![confusion matrices](confusion.png)", "", "![training](training.png)", "", "![precision-recall](precision_recall.png)", ""]
     path = out_dir / "report.md"
