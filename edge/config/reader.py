@@ -9,7 +9,6 @@ folder (all else).
 from __future__ import annotations
 
 import importlib.util
-import math
 import re
 import ssl
 import tomllib
@@ -24,6 +23,7 @@ from edge.config.secret_files import read_secret
 from edge.config.sections import (AFTER_ACTIONS, DEFAULT_STATE_DIR, DEVICE_ID, AudioConfig, AudioSource, DeviceConfig,
                                   EdgeConfig, FolderSource, HttpSource, ImageConfig, ImageSource, Location,
                                   MicrophoneSource, MqttConfig, OutboxConfig, PicameraSource, TlsConfig)
+from edge.config.values import TomlValues, leaf, shown
 from edge.connection import DEFAULT_PORT, PROTOCOLS
 from edge.decision import resolve_thresholds
 from edge.events import EventRules
@@ -46,15 +46,8 @@ def load_config(path: str | Path) -> EdgeConfig:
     return _Reader(path).edge(data)
 
 
-class _Reader:
+class _Reader(TomlValues):
     """Walks the parsed TOML; `where` is the key path an error names, e.g. "image.sources[2].url"."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.here = path.resolve().parent
-
-    def fail(self, where: str, problem: str, expected: str) -> ConfigError:
-        return ConfigError(f"{self.path}: [{where}]: {problem}; expected {expected}")
 
     # -- sections
 
@@ -91,7 +84,7 @@ class _Reader:
         model, manifest = self.model(t, "image")
         sources = t["sources"]
         if not isinstance(sources, list) or not sources or not all(isinstance(s, dict) for s in sources):
-            raise self.fail("image.sources", f"got {_shown(sources)}", "one or more [[image.sources]] tables")
+            raise self.fail("image.sources", f"got {shown(sources)}", "one or more [[image.sources]] tables")
         return ImageConfig(
             model=model, manifest=manifest,
             sources=tuple(self.image_source(s, f"image.sources[{i}]") for i, s in enumerate(sources, 1)),
@@ -192,14 +185,14 @@ class _Reader:
         size = t.get("size")
         if size is not None and not (isinstance(size, list) and len(size) == 2
                                      and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
-            raise self.fail(f"{where}.size", f"got {_shown(size)}", "[width, height] in pixels")
+            raise self.fail(f"{where}.size", f"got {shown(size)}", "[width, height] in pixels")
         return PicameraSource(interval_s=self.number(t, f"{where}.interval_s", low=0.1, default=30.0),
                               camera=self.integer(t, f"{where}.camera", low=0, default=0),
                               size=tuple(size) if size else None, name=self.name(t, where))
 
     def audio_source(self, raw: Any, where: str) -> AudioSource:
         if not isinstance(raw, dict):
-            raise self.fail(where, f"got {_shown(raw)}", "an [audio.source] table")
+            raise self.fail(where, f"got {shown(raw)}", "an [audio.source] table")
         kind = self.choice(raw, f"{where}.type", ("microphone", "files"), required=True)
         if kind == "files":
             return self.folder(raw, where)
@@ -207,7 +200,7 @@ class _Reader:
         device = t.get("device")
         if device is not None and (isinstance(device, bool) or not isinstance(device, (str, int)) or device == ""
                                    or isinstance(device, int) and device < 0):
-            raise self.fail(f"{where}.device", f"got {_shown(device)}", "a device name (or part of it) or an index >= 0")
+            raise self.fail(f"{where}.device", f"got {shown(device)}", "a device name (or part of it) or an index >= 0")
         return MicrophoneSource(device=device, name=self.name(t, where))
 
     def folder(self, raw: dict, where: str) -> FolderSource:
@@ -301,115 +294,12 @@ class _Reader:
             raise ConfigError(str(exc)) from None
 
     def suffixes(self, t: dict, where: str) -> tuple[str, ...] | None:
-        value = t.get(_leaf(where))
+        value = t.get(leaf(where))
         if value is None:
             return None
         if not (isinstance(value, list) and value and all(isinstance(v, str) and re.fullmatch(r"\.\w+", v) for v in value)):
-            raise self.fail(where, f"got {_shown(value)}", 'a list of file suffixes like [".jpg", ".png"]')
+            raise self.fail(where, f"got {shown(value)}", 'a list of file suffixes like [".jpg", ".png"]')
         return tuple(v.lower() for v in value)
 
     def name(self, t: dict, where: str) -> str | None:
         return self.string(t, f"{where}.name") if "name" in t else None
-
-    # -- typed values
-
-    def table(self, raw: Any, where: str, *, required: tuple[str, ...] = (), optional: tuple[str, ...] | None = ()) -> dict:
-        """A table whose keys are checked; optional=None allows any key (thresholds by label)."""
-        name = f"[{where}]" if where else "the top level"
-        if not isinstance(raw, dict):
-            raise self.fail(where or "top level", f"got {_shown(raw)}", f"a table {name}")
-        if optional is not None:
-            allowed = (*required, *optional)
-            for key in raw:
-                if key not in allowed and where:
-                    raise self.fail(where, f"unknown key {key!r}", f"one of: {', '.join(allowed)}")
-                if key not in allowed:
-                    raise self.fail(key, f"unknown section {key!r}", f"one of: {', '.join(allowed)}")
-        for key in required:
-            if key not in raw:
-                raise self.fail(_join(where, key), "missing", f"{key} in {name}")
-        return raw
-
-    def string(self, t: dict, where: str) -> str:
-        value = t[_leaf(where)]
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(where, f"got {_shown(value)}", "a non-empty string")
-        return value
-
-    def boolean(self, t: dict, where: str, *, default: bool) -> bool:
-        value = t.get(_leaf(where), default)
-        if not isinstance(value, bool):
-            raise self.fail(where, f"got {_shown(value)}", "true or false")
-        return value
-
-    def number(self, t: dict, where: str, *, low: float | None = None, high: float | None = None,
-               default: float | None = None) -> float:
-        value = t.get(_leaf(where), default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise self.fail(where, f"got {_shown(value)}", f"a number{_range(low, high)}")
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise self.fail(where, f"{value} is out of range", f"a number{_range(low, high)}")
-        return float(value)
-
-    def integer(self, t: dict, where: str, *, low: int | None = None, high: int | None = None,
-                default: int | None = None) -> int:
-        value = t.get(_leaf(where), default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(where, f"got {_shown(value)}", f"a whole number{_range(low, high)}")
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise self.fail(where, f"{value} is out of range", f"a whole number{_range(low, high)}")
-        return value
-
-    def choice(self, t: dict, where: str, options: tuple[str, ...], *, default: str | None = None,
-               required: bool = False) -> str | None:
-        key = _leaf(where)
-        if required and key not in t:
-            raise self.fail(where, "missing", f"one of: {', '.join(options)}")
-        value = t.get(key, default)
-        if value is None and not required:
-            return None
-        if value not in options:
-            raise self.fail(where, f"got {_shown(value)}", f"one of: {', '.join(options)}")
-        return value
-
-    def path_of(self, t: dict, where: str, base: Path) -> Path:
-        path = Path(self.string(t, where)).expanduser()
-        return path if path.is_absolute() else base / path
-
-    def existing_file(self, t: dict, where: str) -> Path:
-        path = self.path_of(t, where, self.here)
-        if not path.is_file():
-            raise self.fail(where, f"{path}: no such file", "the path of an existing file")
-        return path
-
-    def existing_dir(self, t: dict, where: str) -> Path:
-        path = self.path_of(t, where, self.here)
-        if not path.is_dir():
-            raise self.fail(where, f"{path}: no such folder",
-                            "an existing folder (systemd/naturevision.tmpfiles creates the default ones)")
-        return path
-
-
-def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
-
-
-def _leaf(where: str) -> str:
-    return where.rsplit(".", 1)[-1]
-
-
-def _range(low: float | None, high: float | None) -> str:
-    if low is not None and high is not None:
-        return f" from {low} to {high}"
-    if low is not None:
-        return f" >= {low}"
-    return f" <= {high}" if high is not None else ""
-
-
-def _shown(value: Any) -> str:
-    """What the file holds, in TOML words: 'a string 'x'', 'an array', 'nothing'."""
-    if value is None:
-        return "nothing"
-    kind = {dict: "a table", list: "an array", str: "a string", bool: "a boolean", int: "an integer",
-            float: "a number"}.get(type(value), type(value).__name__)
-    return kind if isinstance(value, (dict, list)) else f"{kind} {value!r}"
