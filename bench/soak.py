@@ -226,7 +226,11 @@ def report(args, dropped: dict[str, float], arrivals: Arrivals, rss: list[tuple[
         lat = [first_audio[c] - dropped[c] for c in first_audio]
         print(f"clip arrival -> its first event record at the broker: p50 {statistics.median(lat) * 1000:.0f} ms "
               f"over {len(lat)} clip(s) (15 s of audio each)")
-    print("service RSS (MB) over time: " + ", ".join(f"{t:.0f}s {mb:.1f}" for t, mb in rss))
+    shown = [r for i, r in enumerate(rss) if i in (0, len(rss) - 1) or round(r[0]) % 60 == 0]
+    print("service RSS (MB), once a minute: " + ", ".join(f"{t:.0f}s {mb:.1f}" for t, mb in shown))
+    later = [mb for t, mb in rss if t >= 60]
+    if later:
+        print(f"after the first minute: min {min(later):.1f} MB, max {max(later):.1f} MB")
     print(f"RSS at start {rss[0][1]:.1f} MB, at end {rss[-1][1]:.1f} MB")
 
 
