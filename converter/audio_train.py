@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from converter.train import History
+from converter.fitting import Best, History, keep_best, shuffled_feed
 from edge.logmel import LogMelSpec, normalise
 
 ARCHS = ("mobilenet", "cnn")
@@ -124,8 +124,6 @@ def train(
     decays along a cosine over `epochs`; training stops after `patience` epochs without validation gain."""
     import keras
 
-    from converter.metrics import summary
-
     keras.utils.set_random_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     model = build_model(spec.input_shape, len(labels), config)
@@ -134,47 +132,20 @@ def train(
     weights = np.array([class_weights[k] for k in range(len(labels))], dtype=np.float32)
     verbose = (1 if sys.stderr.isatty() else 2) if verbose is None else verbose
 
-    class Feed(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__()
-            self.order = rng.permutation(len(train_x))
-
-        def __len__(self):
-            return int(np.ceil(len(train_x) / config.batch))
-
-        def __getitem__(self, k):
-            idx = self.order[k * config.batch:(k + 1) * config.batch]
-            x = augment(train_x[idx], background, rng, config) if config.augment else train_x[idx]
-            return normalise(x, spec), train_y[idx], weights[train_y[idx]]
-
-        def on_epoch_end(self):
-            self.order = rng.permutation(len(train_x))
+    def make_batch(idx):
+        x = augment(train_x[idx], background, rng, config) if config.augment else train_x[idx]
+        return normalise(x, spec), train_y[idx], weights[train_y[idx]]
 
     history = History()
-    best = {"score": -1.0, "weights": None}
-
-    class KeepBest(keras.callbacks.Callback):
-        wait = 0
-
-        def on_epoch_end(self, epoch, logs=None):
-            bacc = summary(val_y, self.model.predict(val_in, batch_size=256, verbose=0), labels)["balanced_accuracy"]
-            history.epochs.append({"phase": "scratch", "epoch": epoch + 1, "loss": float(logs.get("loss", np.nan)),
-                                   "val_balanced_accuracy": bacc})
-            print(f"  epoch {epoch + 1}: loss {logs.get('loss', np.nan):.4f}, val balanced accuracy {bacc:.4f}", file=sys.stderr, flush=True)
-            if bacc > best["score"]:
-                best.update(score=bacc, weights=self.model.get_weights())
-                history.best_epoch = epoch + 1
-                self.wait = 0
-            else:
-                self.wait += 1
-                if self.wait >= config.patience:
-                    self.model.stop_training = True
+    best = Best()
 
     start = time.time()
     steps = int(np.ceil(len(train_x) / config.batch)) * config.epochs
     model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(config.lr, steps)),
                   loss="sparse_categorical_crossentropy")
-    model.fit(Feed(), epochs=config.epochs, verbose=verbose, callbacks=[KeepBest()])
-    model.set_weights(best["weights"])
+    model.fit(shuffled_feed(len(train_x), config.batch, rng, make_batch), epochs=config.epochs, verbose=verbose,
+              callbacks=[keep_best(val_in, val_y, labels, history, best, config.patience,
+                                   "fine-tune" if config.weights else "scratch")])
+    model.set_weights(best.weights)
     history.seconds = time.time() - start
     return model, history

@@ -7,12 +7,13 @@ same code the device runs. Augmentation works on the uint8 pixels before that, a
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
 from converter.dataset import Sample
+from converter.fitting import Best, History, keep_best, shuffled_feed
 from edge.bundle import InputSpec
 from edge.image import normalise, open_frame, prepare_tile
 
@@ -37,13 +38,6 @@ class TrainConfig:
     # Decay the fine-tuning learning rate to 0 along a cosine. Off by default: on the Sentinel-2 tiles it
     # gave a better float model (0.914) that lost 1.8 pp in int8, against 0.907 / -0.7 pp without.
     cosine: bool = False
-
-
-@dataclass
-class History:
-    epochs: list[dict] = field(default_factory=list)  # {"phase", "epoch", "loss", "val_balanced_accuracy"}
-    best_epoch: int = -1
-    seconds: float = 0.0
 
 
 def load_pixels(samples: list[Sample], spec: InputSpec) -> np.ndarray:
@@ -127,8 +121,6 @@ def train(
 
     import keras
 
-    from converter.metrics import summary
-
     keras.utils.set_random_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     model, base = build_model(len(labels), config)
@@ -136,44 +128,12 @@ def train(
     weights = np.array([class_weights[int(k)] for k in range(len(labels))], dtype=np.float32)
     verbose = (1 if sys.stderr.isatty() else 2) if verbose is None else verbose
 
-    class Feed(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__()
-            self.order = rng.permutation(len(train_px))
-
-        def __len__(self):
-            return int(np.ceil(len(train_px) / config.batch))
-
-        def __getitem__(self, k):
-            idx = self.order[k * config.batch : (k + 1) * config.batch]
-            px = augment(train_px[idx], rng) if config.augment else train_px[idx]
-            return normalise(px, spec), train_y[idx], weights[train_y[idx]]
-
-        def on_epoch_end(self):
-            self.order = rng.permutation(len(train_px))
+    def make_batch(idx):
+        px = augment(train_px[idx], rng) if config.augment else train_px[idx]
+        return normalise(px, spec), train_y[idx], weights[train_y[idx]]
 
     history = History()
-    best = {"score": -1.0, "weights": None}
-
-    class KeepBest(keras.callbacks.Callback):
-        def __init__(self, phase: str):
-            super().__init__()
-            self.phase, self.wait = phase, 0
-
-        def on_epoch_end(self, epoch, logs=None):
-            scores = self.model.predict(val_x, batch_size=256, verbose=0)
-            bacc = summary(val_y, scores, labels)["balanced_accuracy"]
-            history.epochs.append({"phase": self.phase, "epoch": len(history.epochs) + 1,
-                                   "loss": float(logs.get("loss", np.nan)), "val_balanced_accuracy": bacc})
-            print(f"  {self.phase} epoch {epoch + 1}: loss {logs.get('loss', np.nan):.4f}, val balanced accuracy {bacc:.4f}", file=sys.stderr)
-            if bacc > best["score"]:
-                best.update(score=bacc, weights=self.model.get_weights())
-                history.best_epoch = len(history.epochs)
-                self.wait = 0
-            else:
-                self.wait += 1
-                if self.wait >= config.patience:
-                    self.model.stop_training = True
+    best = Best()
 
     start = time.time()
     phases = []
@@ -192,9 +152,10 @@ def train(
         steps = int(np.ceil(len(train_px) / config.batch)) * epochs
         rate = keras.optimizers.schedules.CosineDecay(lr, steps) if config.cosine and name != "head" else lr
         model.compile(optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy")
-        if best["weights"] is not None:
-            model.set_weights(best["weights"])  # go on from the best so far, not from the last epoch
-        model.fit(Feed(), epochs=epochs, verbose=verbose, callbacks=[KeepBest(name)])
-    model.set_weights(best["weights"])
+        if best.weights is not None:
+            model.set_weights(best.weights)  # go on from the best so far, not from the last epoch
+        model.fit(shuffled_feed(len(train_px), config.batch, rng, make_batch), epochs=epochs, verbose=verbose,
+                  callbacks=[keep_best(val_x, val_y, labels, history, best, config.patience, name)])
+    model.set_weights(best.weights)
     history.seconds = time.time() - start
     return model, history
