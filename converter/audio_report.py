@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from converter.report import plot_thresholds, plot_training
+
 
 def _confusion_plot(plt, panels, labels, path: Path) -> None:
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4))
@@ -48,33 +50,10 @@ def write_audio_report(result, out_dir: Path, command: str) -> Path:
     _confusion_plot(plt, [("windows, float32", m["test"]["float32"]), ("windows, int8", m["test"]["int8"]),
                           ("clips, int8", m["test_clip"]["int8"]["labels"])], labels, out_dir / "confusion.png")
 
-    epochs = m["training"]["epochs"]
-    fig, ax1 = plt.subplots(figsize=(7, 3.8))
-    xs = [e["epoch"] for e in epochs]
-    ax1.plot(xs, [e["loss"] for e in epochs], "o-", color="tab:red", label="training loss (weighted, augmented)")
-    ax1.set_xlabel("epoch")
-    ax1.set_ylabel("loss")
-    ax2 = ax1.twinx()
-    ax2.plot(xs, [e["val_balanced_accuracy"] for e in epochs], "s-", color="tab:blue", label="validation balanced accuracy (windows)")
-    ax2.set_ylabel("balanced accuracy")
-    ax1.axvline(m["training"]["best_epoch"], color="tab:green", linestyle="--", label="kept (best validation)")
-    fig.legend(loc="lower center", ncol=3, fontsize=7)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    fig.savefig(out_dir / "training.png", dpi=100)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(5, 4))
-    for label, curve in result.curves.items():
-        line, = ax.plot(curve["recall"], curve["precision"], label=f"{label} (validation windows, int8)")
-        t = m["thresholds"][label]
-        ax.plot([t["val_recall"]], [t["val_precision"]], "o", color=line.get_color())
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    ax.set_ylim(0, 1.02)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out_dir / "precision_recall.png", dpi=100)
-    plt.close(fig)
+    plot_training(plt, m["training"], out_dir / "training.png", loss="training loss (weighted, augmented)",
+                  score="validation balanced accuracy (windows)")
+    plot_thresholds(plt, result.curves, m["thresholds"], out_dir / "precision_recall.png",
+                    what="validation windows, int8")
 
     head = "| model | accuracy | balanced accuracy | " + " | ".join(f"{l} P / R" for l in labels) + " |"
     rule = "|---|---|---|" + "---|" * len(labels)

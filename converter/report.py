@@ -34,37 +34,9 @@ def write_report(result, out_dir: Path, command: str) -> Path:
     fig.savefig(out_dir / "confusion.png", dpi=100)
     plt.close(fig)
 
-    epochs = m["training"]["epochs"]
-    fig, ax1 = plt.subplots(figsize=(7, 3.8))
-    xs = [e["epoch"] for e in epochs]
-    ax1.plot(xs, [e["loss"] for e in epochs], "o-", color="tab:red", label="training loss (weighted)")
-    ax1.set_xlabel("epoch")
-    ax1.set_ylabel("loss")
-    ax2 = ax1.twinx()
-    ax2.plot(xs, [e["val_balanced_accuracy"] for e in epochs], "s-", color="tab:blue", label="validation balanced accuracy")
-    ax2.set_ylabel("balanced accuracy")
-    for k in range(1, len(epochs)):
-        if epochs[k]["phase"] != epochs[k - 1]["phase"]:
-            ax1.axvline(xs[k] - 0.5, color="grey", linestyle=":")
-    ax1.axvline(m["training"]["best_epoch"], color="tab:green", linestyle="--", label="kept (best validation)")
-    fig.legend(loc="lower center", ncol=3, fontsize=8)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    fig.savefig(out_dir / "training.png", dpi=100)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(5, 4))
-    for label, curve in result.curves.items():
-        ax.plot(curve["recall"], curve["precision"], label=f"{label} (validation, int8)")
-        t = m["thresholds"][label]
-        ax.plot([t["val_recall"]], [t["val_precision"]], "o", color="black")
-        ax.annotate(f"threshold {t['threshold']:.3f}", (t["val_recall"], t["val_precision"]), textcoords="offset points", xytext=(-90, -15))
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    ax.set_ylim(0, 1.02)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out_dir / "precision_recall.png", dpi=100)
-    plt.close(fig)
+    plot_training(plt, m["training"], out_dir / "training.png", loss="training loss (weighted)",
+                  score="validation balanced accuracy")
+    plot_thresholds(plt, result.curves, m["thresholds"], out_dir / "precision_recall.png", what="validation, int8")
 
     worst = result.worst
     if worst:
@@ -123,3 +95,42 @@ def write_report(result, out_dir: Path, command: str) -> Path:
     path = out_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def plot_training(plt, training: dict, path: Path, *, loss: str, score: str) -> None:
+    """Loss and validation score per epoch; dotted lines between phases, a dashed one at the kept epoch."""
+    epochs = training["epochs"]
+    fig, ax1 = plt.subplots(figsize=(7, 3.8))
+    xs = [e["epoch"] for e in epochs]
+    ax1.plot(xs, [e["loss"] for e in epochs], "o-", color="tab:red", label=loss)
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("loss")
+    ax2 = ax1.twinx()
+    ax2.plot(xs, [e["val_balanced_accuracy"] for e in epochs], "s-", color="tab:blue", label=score)
+    ax2.set_ylabel("balanced accuracy")
+    for k in range(1, len(epochs)):
+        if epochs[k]["phase"] != epochs[k - 1]["phase"]:
+            ax1.axvline(xs[k] - 0.5, color="grey", linestyle=":")
+    ax1.axvline(training["best_epoch"], color="tab:green", linestyle="--", label="kept (best validation)")
+    fig.legend(loc="lower center", ncol=3, fontsize=7)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_thresholds(plt, curves: dict, thresholds: dict, path: Path, *, what: str) -> None:
+    """Precision-recall per alert label, with the chosen threshold marked."""
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for label, curve in curves.items():
+        line, = ax.plot(curve["recall"], curve["precision"], label=f"{label} ({what})")
+        t = thresholds[label]
+        ax.plot([t["val_recall"]], [t["val_precision"]], "o", color=line.get_color())
+        ax.annotate(f"{t['threshold']:.3f}", (t["val_recall"], t["val_precision"]), textcoords="offset points",
+                    xytext=(4, -12), fontsize=7)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
