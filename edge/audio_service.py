@@ -10,7 +10,6 @@ the clip, so a clip classified again after a crash makes the same records.
 from __future__ import annotations
 
 import logging
-import time
 
 from edge import journal
 from edge.audiofile import AudioFileError
@@ -19,6 +18,7 @@ from edge.listen import AudioClassifier, AudioOptions, LiveSession, classify_cli
 from edge.microphone import Microphone, MicrophoneError
 from edge.model import load_model
 from edge.record import error_record
+from edge.service import drain
 from edge.sources.factory import build_sources
 from edge.sources.item import Item
 
@@ -41,7 +41,7 @@ class AudioPipeline:
 
     def run(self) -> None:
         try:
-            self._listen() if self.live else self._files()
+            self._listen() if self.live else drain(self.ctx, self.name, self.sources, self._clip)
         finally:
             for source in self.sources:
                 source.close()
@@ -78,22 +78,6 @@ class AudioPipeline:
             wait = min(wait * 2, REOPEN_MAX_S)
 
     # -- clips -----------------------------------------------------------------------------------
-
-    def _files(self) -> None:
-        ctx = self.ctx
-        while not ctx.stop.is_set():
-            ctx.liveness.beat(self.name)
-            items = [item for source in self.sources for item in source.poll(time.time())]
-            if not items:
-                ctx.stop.wait(0.2)
-                continue
-            for item in items:
-                source = next(s for s in self.sources if s.name == item.source)
-                if ctx.stop.is_set():
-                    source.release(item)
-                    continue
-                ctx.liveness.beat(self.name, busy=item.origin)
-                self._clip(source, item)
 
     def _clip(self, source, item: Item) -> None:
         ctx = self.ctx

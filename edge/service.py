@@ -23,6 +23,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,9 +37,9 @@ from edge.image import ImageError
 from edge.liveness import Liveness
 from edge.model import Model, load_model
 from edge.outbox import Outbox
-from edge.record import error_record, event_record, image_record
+from edge.record import error_record, event_record, image_record, iso_utc
 from edge.sources.factory import build_sources
-from edge.sources.item import Item
+from edge.sources.item import Item, Source
 
 log = logging.getLogger("nv.service")
 IDLE_WAIT_S = 0.2
@@ -136,21 +137,8 @@ class ImagePipeline:
                            for s in self.sources}
 
     def run(self) -> None:
-        ctx = self.ctx
         try:
-            while not ctx.stop.is_set():
-                ctx.liveness.beat(self.name)
-                items = [item for source in self.sources for item in source.poll(time.time())]
-                if not items:
-                    ctx.stop.wait(IDLE_WAIT_S)
-                    continue
-                for item in items:
-                    source = self._source(item)
-                    if ctx.stop.is_set():
-                        _release(source, item)  # offered again after the restart, same id
-                        continue
-                    ctx.liveness.beat(self.name, busy=item.origin)
-                    self.process(source, item)
+            drain(self.ctx, self.name, self.sources, self.process)
         finally:
             self._close()
 
@@ -158,7 +146,7 @@ class ImagePipeline:
         ctx = self.ctx
         record = self.classify(item)
         if record is None:  # the file went away while being read (card pulled): not done, not lost
-            _release(source, item)
+            source.release(item)
             return
         records = [record]
         if self.events is not None and "error" not in record:
@@ -201,14 +189,10 @@ class ImagePipeline:
             record = image_record(result, model=self.model.identity, labels=m.labels, alert_labels=m.alert_labels,
                                   source=item.origin, path=item.path, device=device)
             if item.data is not None and result.captured is None:  # a snapshot: captured when received
-                record["time"] = datetime.fromtimestamp(item.arrived, timezone.utc).isoformat(
-                    timespec="milliseconds").replace("+00:00", "Z")
+                record["time"] = iso_utc(datetime.fromtimestamp(item.arrived, timezone.utc))
                 record["time_source"] = "received"
         record["id"] = item.record_id  # the ledger's id: a re-run after a crash is the same record
         return record
-
-    def _source(self, item: Item):
-        return next(s for s in self.sources if s.name == item.source)
 
     def _close(self) -> None:
         ctx = self.ctx
@@ -218,13 +202,27 @@ class ImagePipeline:
                                        model=self.model.identity, rules=ctx.cfg.image.events, origin=None,
                                        labels=self.model.manifest.labels) for e in tracker.close()])
         for source in self.sources:
-            getattr(source, "close", lambda: None)()
+            source.close()
 
 
-def _release(source, item: Item) -> None:
-    release = getattr(source, "release", None)
-    if release is not None:
-        release(item)
+def drain(ctx: Context, worker: str, sources: list[Source], process: Callable[[Source, Item], None]) -> None:
+    """Poll `sources` until stop and hand each item to `process(source, item)`, beating the liveness
+    monitor on every turn and before every item. Items polled but not started when the stop comes are
+    released: offered again after the restart, under the same record id."""
+    by_name = {source.name: source for source in sources}
+    while not ctx.stop.is_set():
+        ctx.liveness.beat(worker)
+        items = [item for source in sources for item in source.poll(time.time())]
+        if not items:
+            ctx.stop.wait(IDLE_WAIT_S)
+            continue
+        for item in items:
+            source = by_name[item.source]
+            if ctx.stop.is_set():
+                source.release(item)
+                continue
+            ctx.liveness.beat(worker, busy=item.origin)
+            process(source, item)
 
 
 # -- the service ------------------------------------------------------------------------------------
