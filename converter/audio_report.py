@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from converter.report import plot_thresholds, plot_training
+from converter.report import plot_thresholds, plot_training, runtime_rows, threshold_rows
 
 
 def _confusion_plot(plt, panels, labels, path: Path) -> None:
@@ -82,9 +82,7 @@ def write_audio_report(result, out_dir: Path, command: str) -> Path:
               f"{a['int8_litert_vs_tflite_runtime']:.4f} (largest score difference {a['max_abs_score_diff_litert_vs_tflite_runtime']:.4f}).", ""]
     lines += ["## Alert thresholds", "", "Chosen per alert label on the validation windows, on the int8 model's scores, for the target precision:", "",
               "| label | threshold | target precision | val precision | val recall | test precision | test recall |", "|---|---|---|---|---|---|---|"]
-    for label, t in m["thresholds"].items():
-        lines.append(f"| {label} | {t['threshold']:.4f} | {t['target_precision']} | {t['val_precision']:.4f} | {t['val_recall']:.4f} | "
-                     f"{t['test_precision']:.4f} | {t['test_recall']:.4f} |")
+    lines += threshold_rows(m["thresholds"])
     lines += ["", "### What raises an alert at these thresholds (test split, int8)", "",
               "A window alerts when any alert label reaches its threshold; a clip alerts when any of its windows does. "
               "Precision and recall here are alert vs background (an engine window that alerts as drilling counts as found).", "",
@@ -93,9 +91,7 @@ def write_audio_report(result, out_dir: Path, command: str) -> Path:
         by = ", ".join(f"{c} {n}" for c, n in r["false_alarms_by_class"].items()) or "none"
         lines.append(f"| {unit.replace('_', ' ')} | {r['alerts']} | {r['precision']:.4f} | {r['recall']:.4f} | {r['false_alarms']} | {by} |")
     lines += ["", "## Size and speed (batch 1, one thread, this machine)", "", "| model | size | backend | latency per window |", "|---|---|---|---|"]
-    for key, r in sorted(m["runtime"].items()):
-        kind, backend = key.split("/")
-        lines.append(f"| {kind} | {m['size_bytes'][kind] / 1e3:.0f} kB | {backend} {r['version']} | {r['latency_ms_batch1_1thread']:.2f} ms |")
+    lines += runtime_rows(m, lambda n: f"{n / 1e3:.0f} kB")
     s = m["split"]
     lines += ["", "## Data and split", "",
               f"train {s['train']}, validation {s['val']}, test {s['test']} clips ({s['groups']['train']}, {s['groups']['val']}, "

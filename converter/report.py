@@ -73,13 +73,9 @@ def write_report(result, out_dir: Path, command: str) -> Path:
               f"{a['int8_litert_vs_tflite_runtime']:.4f} (largest score difference {a['max_abs_score_diff_litert_vs_tflite_runtime']:.4f}).", ""]
     lines += ["## Alert threshold", "", "Chosen on the validation split, on the int8 model's scores, for the target precision:", "",
               "| label | threshold | target precision | val precision | val recall | test precision | test recall |", "|---|---|---|---|---|---|---|"]
-    for label, t in m.get("thresholds", {}).items():
-        lines.append(f"| {label} | {t['threshold']:.4f} | {t['target_precision']} | {t['val_precision']:.4f} | {t['val_recall']:.4f} | "
-                     f"{t['test_precision']:.4f} | {t['test_recall']:.4f} |")
+    lines += threshold_rows(m.get("thresholds", {}))
     lines += ["", "## Size and speed (batch 1, one thread, this machine)", "", "| model | size | backend | latency |", "|---|---|---|---|"]
-    for key, r in sorted(m["runtime"].items()):
-        kind, backend = key.split("/")
-        lines.append(f"| {kind} | {m['size_bytes'][kind] / 1e6:.2f} MB | {backend} {r['version']} | {r['latency_ms_batch1_1thread']:.2f} ms |")
+    lines += runtime_rows(m, lambda n: f"{n / 1e6:.2f} MB")
     s = m["split"]
     lines += ["", "## Data and split", "",
               f"train {s['train']}, validation {s['val']}, test {s['test']} pictures; a group (one place) is never split. "
@@ -134,3 +130,18 @@ def plot_thresholds(plt, curves: dict, thresholds: dict, path: Path, *, what: st
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def threshold_rows(thresholds: dict) -> list[str]:
+    """Table rows: label | threshold | target precision | val precision | val recall | test precision | test recall."""
+    return [f"| {label} | {t['threshold']:.4f} | {t['target_precision']} | {t['val_precision']:.4f} | {t['val_recall']:.4f} | "
+            f"{t['test_precision']:.4f} | {t['test_recall']:.4f} |" for label, t in thresholds.items()]
+
+
+def runtime_rows(m: dict, size) -> list[str]:
+    """Table rows: model | size | backend | latency, from metrics.json's `runtime` and `size_bytes`."""
+    rows = []
+    for key, r in sorted(m["runtime"].items()):
+        kind, backend = key.split("/")
+        rows.append(f"| {kind} | {size(m['size_bytes'][kind])} | {backend} {r['version']} | {r['latency_ms_batch1_1thread']:.2f} ms |")
+    return rows
