@@ -7,9 +7,6 @@ TensorFlow runs in a subprocess only (tflite-runtime breaks in a process that im
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,17 +16,13 @@ from converter.audio_dataset import read_clip
 from edge.bundle import read_bundle
 from edge.logmel import LogMelSpec, clip_windows, normalise
 from edge.model import load_model
+from tfprocess import nv_convert
 from test_audio_dataset import MAP, write_clip_folders
 
-ROOT = Path(__file__).resolve().parents[2]
 # A tiny CNN learns hum / hiss / chirps in a few epochs. The synthetic test split holds about 10 clips,
 # so the int8 gate is loosened here; the guard itself is tested with images (test_convert.py).
 TRAIN_ARGS = ["--arch", "cnn", "--width", "8", "--epochs", "8", "--patience", "8", "--batch", "16", "--lr", "0.003",
               "--rep-samples", "60", "--target-precision", "0.8", "--seed", "1", "--baseline", "--max-drop", "10"]
-
-
-def _env():
-    return dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + str(ROOT / "tests" / "converter"), TF_CPP_MIN_LOG_LEVEL="3")
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +31,8 @@ def converted(tmp_path_factory):
     write_clip_folders(tmp / "data", recordings=8, slices=2, seconds=2.0, seed=5)
     (tmp / "map.toml").write_text(MAP)
     out = tmp / "out" / "tiny-audio.nvm"
-    proc = subprocess.run(
-        [sys.executable, "-m", "converter.cli", "audio", str(tmp / "data"), "--labels", str(tmp / "map.toml"), "--out", str(out),
-         "--name", "tiny-audio", "--source", "synthetic clips", "--licence", "CC0-1.0", "--hold-out-groups", "hum/hum2", *TRAIN_ARGS],
-        capture_output=True, text=True, env=_env(), timeout=1200,
-    )
+    proc = nv_convert("audio", str(tmp / "data"), "--labels", str(tmp / "map.toml"), "--out", str(out), "--name", "tiny-audio",
+                      "--source", "synthetic clips", "--licence", "CC0-1.0", "--hold-out-groups", "hum/hum2", *TRAIN_ARGS)
     return {"proc": proc, "out": out, "data": tmp / "data"}
 
 
@@ -103,6 +93,5 @@ def test_the_edge_classifies_clips_with_its_own_front_end(converted, backend):
 def test_cli_refuses_an_unmapped_class(converted, tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('alert = ["engine"]\n[labels]\nengine = ["hum"]\nbackground = ["hiss"]\n')
-    proc = subprocess.run([sys.executable, "-m", "converter.cli", "audio", str(converted["data"]), "--labels", str(bad),
-                           "--out", str(tmp_path / "x.nvm")], capture_output=True, text=True, env=_env(), timeout=120)
+    proc = nv_convert("audio", str(converted["data"]), "--labels", str(bad), "--out", str(tmp_path / "x.nvm"), timeout=120)
     assert proc.returncode == 2 and "'chirp' of the data is not mapped" in proc.stderr

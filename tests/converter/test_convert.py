@@ -6,9 +6,6 @@ TensorFlow runs in subprocesses only (tflite-runtime breaks in a process that im
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -18,9 +15,9 @@ import pytest
 from edge.bundle import read_bundle
 from edge.image import open_frame, prepare_tile
 from edge.model import load_model
+from tfprocess import nv_convert, run_python
 from synthetic import write_class_folders
 
-ROOT = Path(__file__).resolve().parents[2]
 # No pretrained weights without ../shared: the tests train from scratch (the whole network, one phase).
 TRAIN_ARGS = ["--weights", "none", "--alpha", "0.35", "--size", "32", "--head-epochs", "6", "--fine-epochs", "6",
               "--head-lr", "0.003", "--patience", "6", "--batch", "16", "--rep-samples", "100", "--target-precision", "0.8",
@@ -29,20 +26,13 @@ TRAIN_ARGS = ["--weights", "none", "--alpha", "0.35", "--size", "32", "--head-ep
 # accuracy: the gate is set to two pictures here. The guard itself is tested below at its default.
 
 
-def _env():
-    return dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + str(ROOT / "tests" / "converter"), TF_CPP_MIN_LOG_LEVEL="3")
-
-
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("convert")
     write_class_folders(tmp / "data", per_class=120, seed=4)
     out = tmp / "out" / "tiny.nvm"
-    proc = subprocess.run(
-        [sys.executable, "-m", "converter.cli", "image", str(tmp / "data"), "--out", str(out), "--name", "tiny-mining",
-         "--source", "synthetic tiles", "--licence", "CC0-1.0", "--gsd", "10", *TRAIN_ARGS],
-        capture_output=True, text=True, env=_env(), timeout=1200,
-    )
+    proc = nv_convert("image", str(tmp / "data"), "--out", str(out), "--name", "tiny-mining", "--source", "synthetic tiles",
+                      "--licence", "CC0-1.0", "--gsd", "10", *TRAIN_ARGS)
     return {"proc": proc, "out": out, "data": tmp / "data"}
 
 
@@ -126,8 +116,7 @@ sys.exit(0)
 
 def test_max_drop_guard_stops_a_broken_calibration(converted, tmp_path):
     out = tmp_path / "broken" / "broken.nvm"
-    proc = subprocess.run([sys.executable, "-c", BROKEN, str(converted["data"]), str(out)],
-                          capture_output=True, text=True, env=_env(), timeout=1200)
+    proc = run_python("-c", BROKEN, str(converted["data"]), str(out))
     assert proc.returncode == 3, proc.stdout + proc.stderr[-3000:]
     assert "pp below float32" in proc.stdout and "the bundle was not written" in proc.stdout
     assert not out.exists(), "a model that failed the guard must not be written"
@@ -136,6 +125,6 @@ def test_max_drop_guard_stops_a_broken_calibration(converted, tmp_path):
 
 
 def test_cli_refuses_a_missing_weights_file(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "converter.cli", "image", str(tmp_path), "--out", str(tmp_path / "x.nvm"),
-                           "--weights", str(tmp_path / "nope.h5")], capture_output=True, text=True, env=_env(), timeout=120)
+    proc = nv_convert("image", str(tmp_path), "--out", str(tmp_path / "x.nvm"), "--weights", str(tmp_path / "nope.h5"),
+                      timeout=120)
     assert proc.returncode == 2 and "no such file" in proc.stderr
