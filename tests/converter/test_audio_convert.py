@@ -7,7 +7,6 @@ TensorFlow runs in a subprocess only (tflite-runtime breaks in a process that im
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
