@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from converter.dataset import Dataset, Sample, split
+from converter.dataset import Dataset, Sample, class_folder_files, split
 from edge.logmel import LogMelSpec, clip_windows, resample, to_mono_float
 
 AUDIO_SUFFIXES = (".wav", ".flac")
@@ -133,11 +133,9 @@ def scan_clips(root: Path) -> list[tuple[Path, str, str, str]]:
                 raise AudioDatasetError(f"{index}: missing column(s) {sorted(missing)}; expected path,class,group[,licence]")
             return [(root / r["path"], r["class"], r.get("group") or r["path"], r.get("licence") or "") for r in reader]
     rows = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for path in sorted(folder.rglob("*")):
-            if path.is_file() and path.suffix.lower() in AUDIO_SUFFIXES and not path.name.startswith("."):
-                stem = path.stem.split("__")[0] if "__" in path.stem else str(path.relative_to(root))
-                rows.append((path, folder.name, f"{folder.name}/{stem}", ""))
+    for path, cls in class_folder_files(root, AUDIO_SUFFIXES):
+        stem = path.stem.split("__")[0] if "__" in path.stem else str(path.relative_to(root))
+        rows.append((path, cls, f"{cls}/{stem}", ""))
     if not rows:
         raise AudioDatasetError(f"{root}: no index.csv and no class sub-folders with {'/'.join(AUDIO_SUFFIXES)} clips")
     return rows

@@ -94,14 +94,19 @@ def scan(root: Path) -> list[tuple[Path, str, str | None]]:
             if missing:
                 raise DatasetError(f"{index}: missing column(s) {sorted(missing)}; expected path,label[,group]")
             return [(root / row["path"], row["label"], row.get("group") or None) for row in reader]
-    rows = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for path in sorted(folder.rglob("*")):
-            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("."):
-                rows.append((path, folder.name, None))
+    rows = [(path, label, None) for path, label in class_folder_files(root, IMAGE_SUFFIXES)]
     if not rows:
         raise DatasetError(f"{root}: no index.csv and no class sub-folders with {'/'.join(IMAGE_SUFFIXES)} files")
     return rows
+
+
+def class_folder_files(root: Path, suffixes: tuple[str, ...]) -> list[tuple[Path, str]]:
+    """(path, class) for every file with one of `suffixes` under a class sub-folder of root (the folder's
+    name is the class); hidden files and folders are skipped. Sorted, so a run sees the same order."""
+    return [(path, folder.name)
+            for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+            for path in sorted(folder.rglob("*"))
+            if path.is_file() and path.suffix.lower() in suffixes and not path.name.startswith(".")]
 
 
 class _Groups:
