@@ -44,6 +44,11 @@ class LocalBroker:
     def password_file(self, user: str) -> Path:
         return self.folder / f"{user}.pw"
 
+    def listen_argv(self, db: Path, client_id: str) -> list[str]:
+        """`nv-base listen` arguments (after the program) that store what this broker carries in `db`."""
+        return ["listen", "--db", str(db), "--host", "127.0.0.1", "--port", str(self.port), "--username", BASE_USER,
+                "--password-file", str(self.password_file(BASE_USER)), "--client-id", client_id]
+
     def start(self) -> "LocalBroker":
         self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)

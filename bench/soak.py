@@ -134,9 +134,7 @@ def main() -> int:
     procs = []
     arrivals = None
     try:
-        listener = subprocess.Popen([str(BIN / "nv-base"), "listen", "--db", str(work / "base.db"), "--host", "127.0.0.1",
-                                     "--port", str(broker.port), "--username", BASE_USER, "--password-file",
-                                     str(broker.password_file(BASE_USER)), "--client-id", "nv-base-soak"],
+        listener = subprocess.Popen([str(BIN / "nv-base"), *broker.listen_argv(work / "base.db", "nv-base-soak")],
                                     stdout=subprocess.DEVNULL, stderr=open(work / "listen.log", "w"))
         procs.append(listener)
         arrivals = Arrivals(broker)

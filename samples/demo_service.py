@@ -101,10 +101,7 @@ poll_s = 0.2
         print(f"== mosquitto on 127.0.0.1:{broker.port} (passwords + the project's ACL; logs in {work})")
         broker.start()
         print("== nv-base listen: stores what arrives in", db)
-        spawn("nv-base-listen", [str(BIN / "nv-base"), "listen", "--db", str(db), "--host", "127.0.0.1", "--port",
-                                 str(broker.port), "--username", "nv-base", "--password-file",
-                                 str(broker.password_file("nv-base")),
-                                 "--client-id", "nv-base-demo"])
+        spawn("nv-base-listen", [str(BIN / "nv-base"), *broker.listen_argv(db, "nv-base-demo")])
         print("== nv-edge run --config", config)
         edge = spawn("nv-edge-run", [str(BIN / "nv-edge"), "run", "--config", str(config)])
         wait(lambda: "msg=started" in (work / "nv-edge-run.log").read_text() or edge.poll() is not None, 60, "nv-edge run")
