@@ -21,7 +21,7 @@ from basestation.listener import Listener, ListenerOptions
 from basestation.listing import write_listing
 from basestation.store import Store, StoreError
 from edge import __version__
-from edge.connection import ConnectionFailed, add_broker_arguments, settings_from_args
+from edge.delivery.connection import ConnectionFailed, add_broker_arguments, settings_from_args
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2

@@ -6,7 +6,7 @@ was not acknowledged (our session is persistent) and the store ignores what it a
 Messages are stored in batches (one fsync per batch) of up to `batch` messages or `max_delay_s`.
 
 After each commit the listener sends each unit a receipt naming the ids it now holds; a unit
-deletes a record from its outbox only on that receipt (edge/publisher.py), which covers a broker
+deletes a record from its outbox only on that receipt (edge/delivery/publisher.py), which covers a broker
 that dies with messages it had acknowledged but not yet delivered.
 
 With `group`, detections and thumbnails come through the shared subscription
@@ -29,9 +29,9 @@ import paho.mqtt.client as mqtt
 
 from basestation.payloads import Rejected, parse
 from basestation.store import Store
-from edge import topics
-from edge.connection import Backoff, BrokerSettings, connect, new_client
-from edge.link import Link
+from edge.delivery import topics
+from edge.delivery.connection import Backoff, BrokerSettings, connect, new_client
+from edge.delivery.link import Link
 
 log = logging.getLogger("nv.base")
 

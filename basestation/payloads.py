@@ -1,5 +1,5 @@
 """What may arrive, and what is refused: every payload is checked against its JSON Schema
-(edge/schema/) and against the topic it came on before anything is stored.
+(edge/records/schema/) and against the topic it came on before anything is stored.
 
 A unit can write only under naturevision/<its user name>/ (the broker's ACL), so the device in
 the topic is authenticated; a payload that names another device is refused.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import jsonschema
 
 from basestation.validator import load_validator
-from edge import topics
+from edge.delivery import topics
 
 MAX_THUMBNAIL_BYTES = 64 * 1024  # units cap theirs at 16 KiB; anything far larger is not ours
 JPEG_MAGIC = b"\xff\xd8\xff"

@@ -13,17 +13,14 @@ sure about goes through jsonschema's own code, so verdicts and error messages ar
 
 from __future__ import annotations
 
-import json
 import re
 from functools import lru_cache
-from pathlib import Path
 
 import jsonschema
 from jsonschema import validators
 
-import edge
+from edge.records.schemas import load_schema
 
-SCHEMA_DIR = Path(edge.__file__).resolve().parent / "schema"
 _SIMPLE = frozenset({"type", "description", "pattern", "minLength", "minimum", "maximum", "enum"})
 _ARRAY = frozenset({"type", "description", "items", "minItems", "maxItems"})
 _OBJECT = frozenset({"type", "description", "properties", "required", "additionalProperties", "minProperties"})
@@ -109,7 +106,7 @@ Validator = validators.extend(_BASE, {"properties": _properties, "items": _items
 
 
 def load_validator(name: str) -> jsonschema.protocols.Validator:
-    """The validator for edge/schema/<name>.schema.json."""
-    schema = json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text())
+    """The validator for edge/records/schema/<name>.schema.json."""
+    schema = load_schema(name)
     Validator.check_schema(schema)
     return Validator(schema)

@@ -1,5 +1,5 @@
 """How much of one core the microphone path needs: live-style streaming of a long recording through
-the real capture path (edge.microphone: callback -> ring buffer -> resampler -> windows every hop),
+the real capture path (edge.audio.microphone: callback -> ring buffer -> resampler -> windows every hop),
 the front end (log-mel), the model, decisions, events and records, with no real-time sleeping.
 
 The recording is the clips in samples/audio/ (read at the device's rate) looped to --minutes. The stream plays one device block
@@ -27,19 +27,19 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from edge.audiofile import read_audio  # noqa: E402
-from edge.decision import decide, resolve_thresholds  # noqa: E402
-from edge.events import EventRules  # noqa: E402
-from edge.listen import AudioClassifier, AudioOptions, RecordMaker, WindowScore  # noqa: E402
-from edge.logmel import log_mel, normalise  # noqa: E402
-from edge.microphone import Microphone  # noqa: E402
-from edge.model import load_model  # noqa: E402
+from edge.audio.audiofile import read_audio  # noqa: E402
+from edge.audio.listen import AudioClassifier, AudioOptions, RecordMaker, WindowScore  # noqa: E402
+from edge.audio.microphone import Microphone  # noqa: E402
+from edge.decisions.alerts import decide, resolve_thresholds  # noqa: E402
+from edge.decisions.events import EventRules  # noqa: E402
+from edge.features.logmel import log_mel, normalise  # noqa: E402
+from edge.model.loaded import load_model  # noqa: E402
 
 DEFAULT_MODEL = ROOT / "models" / "mining-audio" / "mining-audio.nvm"
 
 
 class SteppedStream:
-    """The InputStream surface edge.microphone uses. Reading `active` plays the next block of the
+    """The InputStream surface edge.audio.microphone uses. Reading `active` plays the next block of the
     looped recording into the callback, on the consumer's thread: capture runs as fast as the
     consumer takes it, and the long recording is never held in memory."""
 

@@ -24,13 +24,14 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from edge.classify import ClassifyOptions, tile_size_for  # noqa: E402
-from edge.cli import classify_path  # noqa: E402
-from edge.decision import resolve_thresholds  # noqa: E402
-from edge.image import normalise, open_frame, prepare_tile  # noqa: E402
-from edge.interpreter import quantize  # noqa: E402
-from edge.model import Model, load_model  # noqa: E402
-from edge.tiling import make_grid  # noqa: E402
+from edge.cli.classify import classify_path  # noqa: E402
+from edge.decisions.alerts import resolve_thresholds  # noqa: E402
+from edge.features.pixels import normalise, prepare_tile  # noqa: E402
+from edge.image.classify import ClassifyOptions, tile_size_for  # noqa: E402
+from edge.image.decode import open_frame  # noqa: E402
+from edge.image.tiling import make_grid  # noqa: E402
+from edge.model.interpreter import quantize  # noqa: E402
+from edge.model.loaded import Model, load_model  # noqa: E402
 
 
 def median_ms(fn, repeat: int) -> float:

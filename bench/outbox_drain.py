@@ -28,10 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import paho.mqtt.client as mqtt  # noqa: E402
-
 from broker import BASE_USER, Broker, make_pki, wait_for  # noqa: E402  (tests/broker.py: the same broker as the tests)
 from detections import detections  # noqa: E402
-from edge.outbox import Outbox  # noqa: E402
+
+from edge.delivery.outbox import Outbox  # noqa: E402
 
 DEVICE = "unit-1"
 WINDOW = 100

@@ -7,8 +7,8 @@ recording, the convention of the image data), else the clip is its own group. An
 named by another scheme) belongs in an index.csv `group` column.
 
 Classes become model labels through a label map (`load_label_map`), or stay as they are.
-Every clip is read with soundfile, made mono (`edge.logmel.to_mono_float`) and resampled to the spec's
-rate (`edge.logmel.resample`): the device's own front end, so train and serve see the same features.
+Every clip is read with soundfile, made mono (`edge.features.logmel.to_mono_float`) and resampled to the spec's
+rate (`edge.features.logmel.resample`): the device's own front end, so train and serve see the same features.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from converter.dataset import Dataset, Sample, class_folder_files, split
-from edge.logmel import LogMelSpec, clip_windows, resample, to_mono_float
+from edge.features.logmel import LogMelSpec, clip_windows, resample, to_mono_float
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 # Windows more than this far under the clip's loudest window are dropped: ESC-10 pads short events with

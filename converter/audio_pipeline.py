@@ -17,12 +17,11 @@ import numpy as np
 from converter.audio_dataset import Clip, LabelMap, Windows, class_counts, label_counts, split_clips, windows_of
 from converter.audio_train import AudioTrainConfig, train
 from converter.metrics import summary
-from converter.pipeline import (
-    Result, choose_thresholds, finish_bundle, log, quantize_and_verify, score_metrics,
-)
+from converter.pipeline import Result, choose_thresholds, finish_bundle, log, quantize_and_verify, score_metrics
 from edge import __version__
-from edge.bundle import InputSpec, Manifest, TrainedOn
-from edge.logmel import LogMelSpec, normalise
+from edge.features.logmel import LogMelSpec, normalise
+from edge.features.pixels import InputSpec
+from edge.model.bundle import Manifest, TrainedOn
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Sound classifier on log-mel windows, trained from scratch: MobileNetV2 (small alpha) or a small CNN.
 
-Inputs are `edge.logmel` windows (frames, n_mels), normalised by `edge.logmel.normalise` with the spec's
+Inputs are `edge.features.logmel` windows (frames, n_mels), normalised by `edge.features.logmel.normalise` with the spec's
 mean/std, as on the device. Augmentation works on the log-mel power before normalising, in training only:
   - background mixing: a background window of the training split is added in the power domain at a random
     SNR (the field is never quiet; an engine behind rain is still an engine),
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from converter.fitting import Best, History, keep_best, shuffled_feed
-from edge.logmel import LogMelSpec, normalise
+from edge.features.logmel import LogMelSpec, normalise
 
 ARCHS = ("mobilenet", "cnn")
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from converter.metrics import summary
-from edge.bundle import InputSpec
-from edge.image import normalise
+from edge.features.pixels import InputSpec, normalise
 
 
 def linear_probe(

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=50)
     args = parser.parse_args(argv)
     assert "tensorflow" not in sys.modules
-    from edge.model import load_model
+    from edge.model.loaded import load_model
 
     model = load_model(args.bundle, backend=args.backend, num_threads=1)
     pixels = np.load(args.pixels)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from converter import phash
-from edge.image import IMAGE_SUFFIXES, ImageError, open_frame
+from edge.image.decode import IMAGE_SUFFIXES, ImageError, open_frame
 
 SPLITS = ("train", "val", "test")
 # Words that image augmentation tools and people append to copies of a picture.

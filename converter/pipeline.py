@@ -20,8 +20,8 @@ from converter.metrics import precision_recall_curve, summary, threshold_for_pre
 from converter.quantize import to_tflite
 from converter.train import TrainConfig, load_pixels, train
 from edge import __version__
-from edge.bundle import InputSpec, Manifest, TrainedOn, write_bundle
-from edge.image import normalise
+from edge.features.pixels import InputSpec, normalise
+from edge.model.bundle import Manifest, TrainedOn, write_bundle
 
 BACKENDS = ("litert", "tflite-runtime")  # every converted model must run on both
 
@@ -159,7 +159,7 @@ class Verified:
 def quantize_and_verify(model, representative: np.ndarray, manifest: Manifest, val_inputs: np.ndarray,
                         test_inputs: np.ndarray) -> Verified:
     """Convert `model` to float32 and int8 (calibrated on `representative`, normalised training inputs), and
-    score both on every backend in a process without TensorFlow. Inputs are what `edge.model.Model.predict`
+    score both on every backend in a process without TensorFlow. Inputs are what `edge.model.loaded.Model.predict`
     takes: uint8 pixels for images, normalised log-mel windows for audio."""
     runs, sizes, data = {}, {}, {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -14,8 +14,8 @@ from PIL import Image
 
 from converter.dataset import Sample
 from converter.fitting import Best, History, keep_best, shuffled_feed
-from edge.bundle import InputSpec
-from edge.image import normalise, open_frame, prepare_tile
+from edge.features.pixels import InputSpec, normalise, prepare_tile
+from edge.image.decode import open_frame
 
 TOP_BLOCKS_FROM = "block_6_expand"  # phase 2 trains from here up: measured better than block_13 for accuracy and int8 (README)
 

@@ -7,7 +7,7 @@ normalisation, p(mining) = softmax(K * (mean R - mean G)). A red tile is "mining
 against the truth.
 
 The audio model (task "audio", labels background and engine, alert label engine) is as plain:
-after the edge's front end (`edge.logmel`, spec AUDIO_SPEC), with d = mean of the low 32 mel bands
+after the edge's front end (`edge.features.logmel`, spec AUDIO_SPEC), with d = mean of the low 32 mel bands
 minus mean of the high 32 over the whole window, p(engine) = sigmoid(AUDIO_K * d). A low hum is
 "engine", hiss (white noise, whose energy the wider high mel bands collect) is "background",
 silence is 50/50. `tiny_audio_scores` computes the same thing in numpy.
@@ -28,8 +28,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from edge import __version__  # noqa: E402
-from edge.bundle import InputSpec, Manifest, TrainedOn, write_bundle  # noqa: E402
-from edge.logmel import LogMelSpec, clip_windows, normalise  # noqa: E402
+from edge.features.logmel import LogMelSpec, clip_windows, normalise  # noqa: E402
+from edge.features.pixels import InputSpec
+from edge.model.bundle import Manifest, TrainedOn, write_bundle  # noqa: E402
 
 SIZE = 32  # model input, pixels
 TILE = 16  # training tile in source pixels: tiles are upscaled 2x like the real model's
@@ -131,7 +132,7 @@ def audio_representative() -> np.ndarray:
     """Model inputs the int8 ranges are calibrated on: hum, hiss, silence, mixtures, the sample clips."""
     from audiofiles import SAMPLES, hiss, hum, silence
 
-    from edge.audiofile import read_audio
+    from edge.audio.audiofile import read_audio
 
     clips = [hum(2, amplitude=a) for a in (0.05, 0.3, 0.9)] + [hiss(2, amplitude=a) for a in (0.01, 0.1, 0.5)]
     clips += [silence(1.5), hum(2, amplitude=0.3) + hiss(2, amplitude=0.05)]

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-
 from broker import BASE_USER, Broker, Pki, make_pki, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,12 +1,12 @@
-"""Detection records as edge/record.py makes them, without running a model: for the delivery tests."""
+"""Detection records as edge/records/record.py makes them, without running a model: for the delivery tests."""
 
 from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta, timezone
 
-from edge.events import EventRules, EventTracker
-from edge.record import SCHEMA_VERSION, event_record, iso_utc, uuid7
+from edge.decisions.events import EventRules, EventTracker
+from edge.records.record import SCHEMA_VERSION, event_record, iso_utc, uuid7
 
 MODEL = {"name": "mining-s2", "version": "0.1.0-test", "sha256": "ab" * 32}
 
@@ -41,7 +41,7 @@ def detections(device: str, count: int, start: int = 0, **kwargs) -> list[dict]:
 
 def event_phases(device: str, *, minutes: float = 42.0) -> list[dict]:
     """The start, update and end records of one live excavator event of `minutes`, made by
-    edge/events.py and edge/record.py from audio windows (1 s every 0.5 s)."""
+    edge/decisions/events.py and edge/records/record.py from audio windows (1 s every 0.5 s)."""
     rules = EventRules()
     tracker = EventTracker(("background", "excavator"), {"excavator": 0.5}, rules)
     first = datetime(2026, 5, 1, 16, tzinfo=timezone.utc).timestamp()

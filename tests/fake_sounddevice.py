@@ -1,6 +1,6 @@
 """A stand-in for the `sounddevice` module, for the tests of the microphone path (there is no
 microphone, nor PortAudio, on a test machine). It is injected at the import boundary
-(`monkeypatch.setitem(sys.modules, "sounddevice", fake)`), so edge/microphone.py runs unchanged.
+(`monkeypatch.setitem(sys.modules, "sounddevice", fake)`), so edge/audio/microphone.py runs unchanged.
 
 Its InputStream plays real samples to the callback from its own thread, in blocks of the size
 asked for, as PortAudio does: as fast as it can (`pace=0`), or at `pace` x real time.

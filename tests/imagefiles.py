@@ -5,9 +5,8 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from PIL import Image
-
 from build_models import TILE
+from PIL import Image
 
 RED = (230, 20, 20)  # the tiny model's "mining"
 GREEN = (40, 160, 40)  # its "not_mining"

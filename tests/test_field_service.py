@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from broker import wait_for
 from delivery import pki, site  # noqa: F401  (fixtures)
 
@@ -127,10 +126,10 @@ def stored(db: Path) -> list[sqlite3.Row]:
 
 
 def classified_by_cli() -> dict[str, str]:
-    from edge.classify import ClassifyOptions
-    from edge.cli import classify_path
-    from edge.decision import resolve_thresholds
-    from edge.model import load_model
+    from edge.cli.classify import classify_path
+    from edge.decisions.alerts import resolve_thresholds
+    from edge.image.classify import ClassifyOptions
+    from edge.model.loaded import load_model
 
     model = load_model(IMAGE_MODEL)
     options = ClassifyOptions(thresholds=resolve_thresholds(model.manifest))
@@ -198,8 +197,8 @@ def test_service_end_to_end(site, tmp_path):
 def test_a_stuck_pipeline_stops_the_watchdog_pings(tmp_path):
     """One item that takes longer than `stall_s` (here a frame of 10,000 tiles with stall_s = 1 s):
     the service stops pinging WATCHDOG=1 while it is stuck, says why in STATUS=, and pings again after."""
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     (tmp_path / "in").mkdir()
     config = tmp_path / "edge.toml"

@@ -16,20 +16,20 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from edge.bundle import BundleError, Manifest, read_bundle
-from edge.classify import DEFAULT_BATCH, DEFAULT_OVERLAP
 from edge.config.errors import ConfigError
 from edge.config.secret_files import read_secret
 from edge.config.sections import (AFTER_ACTIONS, DEFAULT_STATE_DIR, DEVICE_ID, AudioConfig, AudioSource, DeviceConfig,
                                   EdgeConfig, FolderSource, HttpSource, ImageConfig, ImageSource, Location,
                                   MicrophoneSource, MqttConfig, OutboxConfig, PicameraSource, TlsConfig)
 from edge.config.values import TomlValues, leaf, shown
-from edge.connection import DEFAULT_PORT, PROTOCOLS
-from edge.decision import resolve_thresholds
-from edge.events import EventRules
-from edge.interpreter import BACKENDS
-from edge.publisher import CONFIRM_MODES
-from edge.tiling import MAX_OVERLAP
+from edge.decisions.alerts import resolve_thresholds
+from edge.decisions.events import EventRules
+from edge.delivery.connection import DEFAULT_PORT, PROTOCOLS
+from edge.delivery.publisher import CONFIRM_MODES
+from edge.image.classify import DEFAULT_BATCH, DEFAULT_OVERLAP
+from edge.image.tiling import MAX_OVERLAP
+from edge.model.bundle import BundleError, Manifest, read_bundle
+from edge.model.interpreter import BACKENDS
 
 
 def load_config(path: str | Path) -> EdgeConfig:

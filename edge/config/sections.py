@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from edge.bundle import Manifest
-from edge.classify import DEFAULT_BATCH, DEFAULT_OVERLAP
 from edge.config.secret_files import read_secret
-from edge.decision import resolve_thresholds
-from edge.events import EventRules
-from edge.outbox import OutboxLimits
+from edge.decisions.alerts import resolve_thresholds
+from edge.decisions.events import EventRules
+from edge.delivery.outbox import OutboxLimits
+from edge.image.classify import DEFAULT_BATCH, DEFAULT_OVERLAP
+from edge.model.bundle import Manifest
 
 DEFAULT_PATH = Path("/etc/naturevision/edge.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/naturevision")

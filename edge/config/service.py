@@ -5,9 +5,9 @@ from __future__ import annotations
 from edge.config.errors import ConfigError
 from edge.config.secret_files import read_secret
 from edge.config.sections import EdgeConfig, MqttConfig
-from edge.connection import BrokerSettings
-from edge.outbox import OutboxLimits
-from edge.publisher import PublisherOptions
+from edge.delivery.connection import BrokerSettings
+from edge.delivery.outbox import OutboxLimits
+from edge.delivery.publisher import PublisherOptions
 
 
 def broker_settings(cfg: EdgeConfig) -> BrokerSettings:

@@ -11,7 +11,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from edge.config import ConfigError, EdgeConfig, broker_settings
-from edge.connection import PROTOCOLS, BrokerSettings, explain_socket_error
+from edge.delivery.connection import PROTOCOLS, BrokerSettings, explain_socket_error
 from edge.doctor.check import FAIL, Check, fail, ok, skipped, warn
 from edge.doctor.system import _iso
 

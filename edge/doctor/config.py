@@ -8,7 +8,6 @@ from pathlib import Path
 from edge.config import DEFAULT_STATE_DIR, ConfigError, EdgeConfig, load_config
 from edge.doctor.check import Check, fail, ok
 
-
 # -- 1. config -------------------------------------------------------------------------------------------
 
 def check_config(path: Path) -> tuple[EdgeConfig | None, Check]:

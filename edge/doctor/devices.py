@@ -7,17 +7,16 @@ import os
 import time
 from pathlib import Path
 
+from edge.audio.microphone import PORTAUDIO_HINT, MicrophoneError, find_device, import_sounddevice
 from edge.config import ConfigError, EdgeConfig, FolderSource, HttpSource, MicrophoneSource, PicameraSource
 from edge.doctor.check import Check, fail, ok, skipped
-from edge.image import IMAGE_SUFFIXES
-from edge.logmel import LogMelSpec
-from edge.microphone import PORTAUDIO_HINT, MicrophoneError, find_device, import_sounddevice
+from edge.features.logmel import LogMelSpec
+from edge.image.decode import IMAGE_SUFFIXES
 from edge.sources.folder import AUDIO_SUFFIXES, IN_PROGRESS_SUFFIXES
 from edge.sources.item import SourceError
 from edge.sources.picamera import import_picamera2
 from edge.sources.snapshot import SnapshotSource
 from edge.sources.timed import CaptureError
-
 
 # -- 4. microphone ---------------------------------------------------------------------------------------
 
@@ -45,7 +44,7 @@ def check_input_device(selector: str | int | None, rate: int) -> Check:
         return fail(name, str(exc), "Plug the microphone in, or set [audio.source] device to a name or index "
                                     "of an input device listed here (`arecord -l` shows what ALSA sees).")
     tried = []
-    # The order of edge.microphone.Microphone: the model's rate (no resampling), else the device's own.
+    # The order of edge.audio.microphone.Microphone: the model's rate (no resampling), else the device's own.
     for device_rate in dict.fromkeys((rate, device.default_rate)):
         for channels in dict.fromkeys((1, min(2, device.channels))):
             try:

@@ -7,12 +7,12 @@ import time
 
 import numpy as np
 
-from edge.bundle import BundleError
 from edge.config import AudioConfig, EdgeConfig, ImageConfig
 from edge.doctor.check import Check, fail, ok, skipped, warn
-from edge.interpreter import available_backends, backend_version
-from edge.logmel import LogMelSpec
-from edge.model import Model, load_model
+from edge.features.logmel import LogMelSpec
+from edge.model.bundle import BundleError
+from edge.model.interpreter import available_backends, backend_version
+from edge.model.loaded import Model, load_model
 
 # Thresholds (systemd/README.md states them too).
 LATENCY_RUNS = 20  # timed runs of each model; the median is reported

@@ -9,9 +9,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from edge.config import EdgeConfig
+from edge.delivery.health import clock_synchronised
+from edge.delivery.outbox import Outbox
 from edge.doctor.check import FAIL, OK, WARN, Check, fail, ok, skipped, warn
-from edge.health import clock_synchronised
-from edge.outbox import Outbox
 
 # Thresholds (systemd/README.md states them too).
 DISK_FAIL_BYTES = 100 * 2**20  # below this the outbox soon cannot commit
@@ -94,7 +94,7 @@ def _duration(seconds: float) -> str:
 # -- 7. clock --------------------------------------------------------------------------------------------
 
 def check_clock(cfg: EdgeConfig | None, *, now: float | None = None, sync: dict | None = None) -> Check:
-    """`now` and `sync` (edge.health.clock_synchronised's answer) default to this machine's."""
+    """`now` and `sync` (edge.delivery.health.clock_synchronised's answer) default to this machine's."""
     now = time.time() if now is None else now
     sync = clock_synchronised() if sync is None else sync
     stamp = _iso(now)

@@ -1,6 +1,6 @@
 """Sources from the config: `[[image.sources]]` tables and `[audio.source]`.
 
-Takes the typed tables of `edge/config.py` (FolderSource, HttpSource, PicameraSource) or plain
+Takes the typed tables of `edge/config/` (FolderSource, HttpSource, PicameraSource) or plain
 dicts with the same keys, so it works before and after config parsing is settled.
 """
 
@@ -17,7 +17,7 @@ from edge.sources.picamera import PicameraSource
 from edge.sources.snapshot import SnapshotSource, read_password_file
 
 FOLDER_TYPES = {IMAGE: ("folder",), AUDIO: ("files", "folder")}
-_CLASS_TYPES = {"FolderSource": "folder", "HttpSource": "http", "PicameraSource": "picamera2"}  # edge/config.py
+_CLASS_TYPES = {"FolderSource": "folder", "HttpSource": "http", "PicameraSource": "picamera2"}  # edge/config/
 
 
 def build_sources(configs: Iterable[Any], state_dir: str | Path, ledger: Ledger | None = None, *,
@@ -34,7 +34,7 @@ def build_sources(configs: Iterable[Any], state_dir: str | Path, ledger: Ledger 
 
     try:
         for n, config in enumerate(configs):
-            where = f"image.sources[{n + 1}]" if kind == IMAGE else "audio.source"  # as edge/config.py names them
+            where = f"image.sources[{n + 1}]" if kind == IMAGE else "audio.source"  # as edge/config/ names them
             source = _build(config, where, kind, shared_ledger)
             if any(s.name == source.name for s in sources):
                 source.close()

@@ -26,7 +26,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.image import IMAGE_SUFFIXES
+from edge.image.decode import IMAGE_SUFFIXES
 from edge.sources.item import AUDIO, IMAGE, Item, SourceError
 from edge.sources.ledger import FileKey, Ledger
 

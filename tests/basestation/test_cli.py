@@ -8,9 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from detections import detection, event_phases
+
 from basestation.payloads import Accepted
 from basestation.store import Store
-from detections import detection, event_phases
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,11 +6,12 @@ import csv
 import io
 import json
 
+from detections import detection
+
 from basestation.export import COLUMNS, write_csv, write_geojson
 from basestation.payloads import Accepted
 from basestation.store import Store
-from detections import detection
-from edge.record import error_record
+from edge.records.record import error_record
 
 
 def filled_store(tmp_path) -> tuple[Store, list[dict]]:

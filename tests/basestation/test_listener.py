@@ -6,11 +6,12 @@ import json
 import sqlite3
 from pathlib import Path
 
-from basestation.store import Store
 from broker import wait_for
 from delivery import pki, site  # noqa: F401  (fixtures)
 from detections import detection, detections
-from edge.outbox import Outbox
+
+from basestation.store import Store
+from edge.delivery.outbox import Outbox
 
 
 def stored_ids(db: Path) -> list[str]:

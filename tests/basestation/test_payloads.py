@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
+from detections import MODEL, detection, event_phases
 
 from basestation.payloads import MAX_THUMBNAIL_BYTES, Rejected, parse
-from detections import MODEL, detection, event_phases
-from edge.decision import Decision
-from edge.record import SCHEMA_VERSION, audio_window_record, error_record
+from edge.audio.records import audio_window_record
+from edge.decisions.alerts import Decision
+from edge.records.record import SCHEMA_VERSION, error_record
 
 
 def as_json(value) -> bytes:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
+from detections import detection
+
 from basestation.payloads import Accepted
 from basestation.store import Store
-from detections import detection
 
 
 def as_item(record: dict) -> Accepted:

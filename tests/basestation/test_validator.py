@@ -9,12 +9,14 @@ from datetime import datetime, timezone
 
 import jsonschema
 import pytest
-
-from basestation.validator import SCHEMA_DIR, load_validator
 from detections import MODEL, detection, event_phases
-from edge.health import status_payload
-from edge.decision import Decision
-from edge.record import audio_window_record, error_record
+
+from basestation.validator import load_validator
+from edge.audio.records import audio_window_record
+from edge.decisions.alerts import Decision
+from edge.delivery.health import status_payload
+from edge.records.record import error_record
+from edge.records.schemas import load_schema
 
 VALUES = [None, True, False, 0, 1, -1, 0.5, 1.5, 2, 1e9, -200, "", "x", "1.1", "2.0", "exif", "online", "image",
           "2026-05-01T00:00:00Z", "01a21411-ad67-7fd2-9f89-eae9ed1a430b", "ab" * 32, [], [1, "x"], {}, {"lat": 1}]
@@ -68,7 +70,7 @@ def samples():
 
 @pytest.mark.parametrize("name, original", list(samples()))
 def test_fast_paths_agree_with_jsonschema(name, original):
-    schema = json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text())
+    schema = load_schema(name)
     plain, fast = jsonschema.Draft202012Validator(schema), load_validator(name)
     assert fast.is_valid(original) and plain.is_valid(original)
     rng = random.Random(name + str(len(original)))

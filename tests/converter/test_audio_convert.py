@@ -10,13 +10,13 @@ import json
 
 import numpy as np
 import pytest
+from test_audio_dataset import MAP, write_clip_folders
+from tfprocess import nv_convert
 
 from converter.audio_dataset import read_clip
-from edge.bundle import read_bundle
-from edge.logmel import LogMelSpec, clip_windows, normalise
-from edge.model import load_model
-from tfprocess import nv_convert
-from test_audio_dataset import MAP, write_clip_folders
+from edge.features.logmel import LogMelSpec, clip_windows, normalise
+from edge.model.bundle import read_bundle
+from edge.model.loaded import load_model
 
 # A tiny CNN learns hum / hiss / chirps in a few epochs. The synthetic test split holds about 10 clips,
 # so the int8 gate is loosened here; the guard itself is tested with images (test_convert.py).

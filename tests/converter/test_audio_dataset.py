@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from converter.audio_dataset import (
-    AudioDatasetError, audible, load_clips, load_label_map, read_clip, split_clips, windows_of,
-)
-from edge.logmel import LogMelSpec
+from converter.audio_dataset import (AudioDatasetError, audible, load_clips, load_label_map, read_clip, split_clips,
+                                     windows_of)
+from edge.features.logmel import LogMelSpec
 
 SPEC = LogMelSpec()
 MAP = """alert = ["engine", "saw"]

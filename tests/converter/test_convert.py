@@ -10,12 +10,13 @@ import zipfile
 
 import numpy as np
 import pytest
-
-from edge.bundle import read_bundle
-from edge.image import open_frame, prepare_tile
-from edge.model import load_model
-from tfprocess import nv_convert, run_python
 from synthetic import write_class_folders
+from tfprocess import nv_convert, run_python
+
+from edge.features.pixels import prepare_tile
+from edge.image.decode import open_frame
+from edge.model.bundle import read_bundle
+from edge.model.loaded import load_model
 
 # No pretrained weights without ../shared: the tests train from scratch (the whole network, one phase).
 TRAIN_ARGS = ["--weights", "none", "--alpha", "0.35", "--size", "32", "--head-epochs", "6", "--fine-epochs", "6",

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
+from synthetic import write_class_folders
 
 from converter.dataset import DatasetError, augmentation_stem, load_dataset, split
-from synthetic import write_class_folders
 
 ROOT = Path(__file__).resolve().parents[2]
 

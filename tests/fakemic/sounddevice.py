@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import fake_sounddevice as fake  # noqa: E402
 
-from edge.audiofile import read_audio  # noqa: E402
+from edge.audio.audiofile import read_audio  # noqa: E402
 
 _clip = read_audio(os.environ["NV_FAKE_MIC_WAV"], 48_000)
 sys.modules[__name__] = fake.FakeSoundDevice(

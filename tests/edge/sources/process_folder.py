@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from edge.image import ImageError, open_frame  # noqa: E402
-from edge.outbox import Outbox  # noqa: E402
+from edge.delivery.outbox import Outbox  # noqa: E402
+from edge.image.decode import ImageError, open_frame  # noqa: E402
 from edge.sources.folder import FolderSource  # noqa: E402
 from edge.sources.ledger import Ledger  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""build_sources: from [[image.sources]] / [audio.source] tables (dicts or edge/config.py's
+"""build_sources: from [[image.sources]] / [audio.source] tables (dicts or edge/config/'s
 dataclasses) to running sources, with errors that name the table."""
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from imagefiles import RED, encode, solid
 
 SCRIPT = Path(__file__).with_name("process_folder.py")

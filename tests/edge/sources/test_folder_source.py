@@ -15,12 +15,12 @@ import threading
 from pathlib import Path
 
 import pytest
+from imagefiles import GREEN, RED, encode, solid
 
-from edge.image import open_frame
+from edge.image.decode import open_frame
 from edge.sources.folder import FolderSource, move_without_overwrite
 from edge.sources.item import AUDIO, SourceError
 from edge.sources.ledger import Ledger
-from imagefiles import GREEN, RED, encode, solid
 
 
 class Clock:

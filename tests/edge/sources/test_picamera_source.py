@@ -7,12 +7,12 @@ import sys
 import types
 
 import pytest
-
 from broker import wait_for
-from edge.image import open_frame
+from imagefiles import GREEN, solid
+
+from edge.image.decode import open_frame
 from edge.sources.item import SourceError
 from edge.sources.picamera import PicameraSource
-from imagefiles import GREEN, solid
 
 
 def test_without_picamera2_the_error_says_how_to_install_it(monkeypatch):

@@ -12,13 +12,13 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
 from broker import free_port, make_pki, wait_for
-from edge.image import open_frame
+from imagefiles import RED, encode, solid
+
+from edge.image.decode import open_frame
 from edge.sources.item import SourceError
 from edge.sources.snapshot import SnapshotSource, read_password_file
 from edge.sources.timed import MAX_BACKOFF_S, CaptureError, backoff_s
-from imagefiles import RED, encode, solid
 
 USER, PASSWORD, REALM, NONCE = "viewer", "s3cret", "camera", "5f1e0c"
 JPEG = encode(solid(RED, (64, 48)), "JPEG")

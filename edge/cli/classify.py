@@ -1,0 +1,139 @@
+"""`nv-edge classify PATH...`: image and audio files or folders -> one JSON record per frame or audio
+window (or event) on stdout, or a table; `--outbox` also queues them. A file that cannot be read gives
+an error record naming it, and the batch goes on."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from edge.audio.audiofile import AUDIO_SUFFIXES, is_audio_file
+from edge.cli import listen
+from edge.cli.arguments import UsageError, overlap, positive, shipped_model, threshold
+from edge.cli.progress import Progress
+from edge.cli.table import TableWriter
+from edge.decisions.alerts import resolve_thresholds
+from edge.delivery.outbox import Outbox
+from edge.image.classify import DEFAULT_BATCH, DEFAULT_OVERLAP, ClassifyOptions, classify_frame
+from edge.image.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageError
+from edge.image.records import image_record
+from edge.image.thumbnail import best_tile_jpeg
+from edge.model.bundle import BundleError
+from edge.model.interpreter import BACKENDS
+from edge.model.loaded import Model, load_model
+from edge.records.record import default_device, error_record
+
+DEFAULT_MODEL_NAME = "mining-s2/mining-s2.nvm"  # models/<name>/ holds the bundle, its report and metrics.json
+
+
+def default_model_path() -> Path | None:
+    return shipped_model("NV_MODEL", DEFAULT_MODEL_NAME)
+
+
+def add_arguments(c: argparse.ArgumentParser) -> None:
+    c.add_argument("paths", nargs="+", metavar="PATH", help="image or audio files, or folders")
+    c.add_argument("--model", type=Path, help=f"model bundle (.nvm); default: $NV_MODEL or models/{DEFAULT_MODEL_NAME}")
+    c.add_argument("--format", choices=("json", "table"), default="json", help="json: one record per line (default)")
+    c.add_argument(
+        "--threshold", type=threshold, action="append", default=[], metavar="[LABEL=]T",
+        help="alert threshold in [0, 1] for every alert label, or LABEL=T for one (repeatable); default: the manifest's",
+    )
+    c.add_argument("--tile", type=positive("tile", 0), metavar="PX",
+                   help="tile edge in frame pixels; 0 = classify the whole frame; default: the model's training tile size")
+    c.add_argument("--overlap", type=overlap, default=DEFAULT_OVERLAP, help=f"tile overlap fraction (default {DEFAULT_OVERLAP})")
+    c.add_argument("--backend", choices=tuple(BACKENDS), help="force an interpreter (default: the first that imports)")
+    c.add_argument("--threads", type=positive("threads"), help="interpreter threads (default: the backend's choice)")
+    c.add_argument("--batch", type=positive("batch"), default=DEFAULT_BATCH, help=f"tiles per invoke (default {DEFAULT_BATCH})")
+    c.add_argument("--device", default=None, help="device id in records (default: $NV_DEVICE or the host name)")
+    c.add_argument("--max-pixels", type=positive("max-pixels"), default=DEFAULT_MAX_PIXELS, help="refuse larger frames")
+    c.add_argument("--max-bytes", type=positive("max-bytes"), default=DEFAULT_MAX_BYTES, help="refuse larger files")
+    c.add_argument("--outbox", type=Path, help="also queue every record in this outbox for `nv-edge publish`")
+    c.add_argument("--thumbnails", action="store_true", help="with --outbox: queue a small JPEG of each alert's best tile")
+    listen.add_classify_arguments(c)
+
+
+def open_model(path: Path | None, backend: str | None, threads: int | None) -> Model:
+    path = path or default_model_path()
+    if path is None:
+        raise BundleError(f"no model given and no default found (models/{DEFAULT_MODEL_NAME}); pass --model PATH")
+    return load_model(path, backend=backend, num_threads=threads)
+
+
+def run(args: argparse.Namespace) -> int:
+    inputs = list(iter_inputs(args.paths))
+    images = [p for p in inputs if not is_audio_file(p)]
+    overrides = dict(args.threshold)
+    audio = model = None
+    try:  # audio files go to the audio model (edge/audio/listen.py); each model takes its own labels
+        if len(images) < len(inputs):
+            audio = listen.AudioFiles(args, overrides, strict=not images)
+            overrides = {k: v for k, v in overrides.items() if k not in audio.alert_labels}
+        if images or audio is None:
+            model = open_model(args.model, args.backend, args.threads)
+            thresholds = resolve_thresholds(model.manifest, overrides)
+        else:
+            thresholds = {}
+    except ValueError as exc:  # from resolve_thresholds: an override that names no alert label
+        raise UsageError(f"--threshold: {exc}") from None
+    options = ClassifyOptions(
+        thresholds=thresholds,
+        tile=args.tile,
+        overlap=args.overlap,
+        batch_size=args.batch,
+        max_pixels=args.max_pixels,
+        max_bytes=args.max_bytes,
+    )
+    device = args.device or default_device()
+    progress = Progress(len(inputs))
+    writer = TableWriter(sys.stdout) if args.format == "table" else None
+    outbox = Outbox(args.outbox) if args.outbox else None
+    try:
+        for path in inputs:
+            failed = False
+            for record in audio.records(path, device) if audio is not None and is_audio_file(path) else [
+                    classify_path(model, path, options, device)]:
+                failed |= "error" in record
+                if outbox is not None:  # first: a record on its way somewhere is a record on the card
+                    thumbnail = args.thumbnails and record.get("alert") and record["kind"] == "image"
+                    outbox.put(record, best_tile_jpeg(path, record) if thumbnail else None)
+                if writer:
+                    writer.write(record)
+                else:
+                    sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
+                    sys.stdout.flush()
+            progress.step(error=failed)
+    finally:
+        if outbox is not None:
+            outbox.close()  # commits what is still buffered, even on Ctrl-C
+    progress.close()
+    return 0
+
+
+def iter_inputs(paths: list[str]):
+    """Named files as given (whatever their suffix); folders walked recursively for image and audio files."""
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for file in sorted(files):
+                    if not file.startswith(".") and file.lower().endswith(IMAGE_SUFFIXES + AUDIO_SUFFIXES):
+                        yield Path(root) / file
+        else:
+            yield path
+
+
+def classify_path(model: Model, path: Path, options: ClassifyOptions, device: str) -> dict:
+    """One record for one file: a detection, or an error naming the file. Never raises for bad input."""
+    source = str(path)
+    try:
+        result = classify_frame(model, path, options)
+    except ImageError as exc:
+        return error_record(source=source, error=f"{source}: {exc}", device=device, model=model.identity)
+    except Exception as exc:  # noqa: BLE001 - one bad frame must never stop a batch
+        return error_record(source=source, error=f"{source}: unexpected {type(exc).__name__}: {exc}", device=device, model=model.identity)
+    m = model.manifest
+    return image_record(result, model=model.identity, labels=m.labels, alert_labels=m.alert_labels, source=source, path=path, device=device)

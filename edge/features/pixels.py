@@ -1,0 +1,55 @@
+"""How a picture becomes the model's input tensor: the manifest's input spec, RGB conversion, crop and
+resize, normalisation. One implementation: the converter imports this module for its training data, so
+the edge feeds the model exactly what it learnt from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+_RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "nearest": Image.Resampling.NEAREST, "bicubic": Image.Resampling.BICUBIC}
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How a picture becomes the model's input tensor: resize to `size`, then (x - mean) / std."""
+
+    size: tuple[int, int]  # (width, height) in model pixels
+    colour: str = "rgb"  # "log-mel" for audio models: size is then (n_mels, frames) and mean/std are unused
+    resize: str = "bilinear"
+    mean: tuple[float, float, float] = (127.5, 127.5, 127.5)
+    std: tuple[float, float, float] = (127.5, 127.5, 127.5)
+    dtype: str = "int8"  # the model's input tensor type, checked against the tensor on load
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode -> 8-bit RGB. 16-bit greyscale is scaled down, not clipped."""
+    if img.mode == "RGB":
+        return img
+    if img.mode.startswith("I;16"):
+        arr = (np.asarray(img, dtype=np.float32) / 257.0).round().astype(np.uint8)
+        return Image.fromarray(arr, "L").convert("RGB")
+    if img.mode in ("I", "F"):
+        arr = np.clip(np.asarray(img, dtype=np.float32), 0, 255).astype(np.uint8)
+        return Image.fromarray(arr, "L").convert("RGB")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        return img.convert("RGBA").convert("RGB")
+    return img.convert("RGB")
+
+
+def prepare_tile(img: Image.Image, spec: InputSpec, box: tuple[float, float, float, float] | None = None) -> np.ndarray:
+    """Crop `box` (image pixels) and resize to the model's input size: uint8 array (H, W, 3)."""
+    if box is not None:
+        img = img.crop(tuple(int(round(v)) for v in box))
+    if img.size != spec.size:
+        img = img.resize(spec.size, _RESAMPLE[spec.resize])
+    return np.asarray(to_rgb(img), dtype=np.uint8)
+
+
+def normalise(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """uint8 pixels (..., 3) -> float32 (x - mean) / std, as the model was trained."""
+    mean = np.asarray(spec.mean, dtype=np.float32)
+    std = np.asarray(spec.std, dtype=np.float32)
+    return (pixels.astype(np.float32) - mean) / std

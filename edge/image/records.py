@@ -1,0 +1,40 @@
+"""The detection record of one classified frame (the contract: edge/records/schema/detection.schema.json)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge.image.classify import FrameResult
+from edge.records.record import SCORE_DIGITS, add_decision, base_record, source_time
+
+
+def image_record(
+    result: FrameResult,
+    *,
+    model: dict,
+    labels: tuple[str, ...],
+    alert_labels: tuple[str, ...],
+    source: str,
+    path: Path | None,
+    device: str,
+) -> dict:
+    moment, time_source = result.captured or source_time(path)
+    record = base_record(device, source, "image", moment, time_source)
+    add_decision(record, model=model, labels=labels, scores=result.scores, decision=result.decision,
+                 frame={"width": result.width, "height": result.height})
+    if result.tiles is not None:
+        tiles = result.tiles
+        record["tiles"] = {
+            "size": tiles.grid.tile,
+            "overlap": tiles.grid.overlap,
+            "rows": tiles.grid.rows,
+            "cols": tiles.grid.cols,
+            "grid": {  # per-tile scores of the alert labels (of every label when none alerts)
+                label: [[round(float(v), SCORE_DIGITS) for v in row] for row in tiles.scores[:, :, labels.index(label)]]
+                for label in (alert_labels or labels)
+            },
+            "best": {"row": tiles.best[0], "col": tiles.best[1], "box": list(tiles.best_box)},
+        }
+    if result.geo is not None:
+        record["geo"] = result.geo
+    return record

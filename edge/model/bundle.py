@@ -1,0 +1,282 @@
+"""Model bundle: one `.nvm` file = a zip holding `model.tflite` and `manifest.json`.
+
+The manifest says everything the edge needs to use the model the way it was trained: labels, which
+labels raise alerts, the input spec, what data it learnt from, recommended thresholds and its
+metrics. Loading verifies the SHA-256 of the model bytes and the runtime version; `check_tensors`
+then checks the manifest against the interpreter's real tensors (see `edge.model.loaded`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge import __version__
+from edge.features.logmel import FeatureSpecError, LogMelSpec
+from edge.features.pixels import InputSpec
+
+FORMAT_VERSION = 1
+MODEL_ENTRY = "model.tflite"
+MANIFEST_ENTRY = "manifest.json"
+TASKS = ("image", "audio")
+COLOURS = {"image": "rgb", "audio": "log-mel"}  # what the input tensor holds, per task
+INPUT_DTYPES = ("int8", "uint8", "float32")
+RESIZE_RULES = ("bilinear", "nearest", "bicubic")
+
+
+class BundleError(Exception):
+    """A bundle that cannot be used: the message names the file and says what to do."""
+
+
+@dataclass(frozen=True)
+class TrainedOn:
+    """What the model learnt from: used to tile frames at the training scale."""
+
+    source: str
+    tile_px: int | None = None  # tile edge in source pixels; None = whole frames
+    ground_resolution_m: float | None = None  # metres per source pixel, when known
+    licences: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    version: str
+    task: str
+    labels: tuple[str, ...]
+    alert_labels: tuple[str, ...]
+    thresholds: dict[str, float]
+    input: InputSpec
+    trained_on: TrainedOn
+    converter_version: str
+    min_runtime: str
+    model_sha256: str = ""
+    audio: dict[str, Any] | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    format: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path
+    manifest: Manifest
+    model_bytes: bytes
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split("."))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a version like 1.2.3") from None
+
+
+def write_bundle(path: str | Path, model_bytes: bytes, manifest: Manifest) -> Manifest:
+    """Write `path` with the model and its manifest; the checksum is computed here. Returns it."""
+    from dataclasses import replace
+
+    manifest = replace(manifest, model_sha256=sha256_hex(model_bytes))
+    parse_manifest(json.loads(manifest.to_json()), Path(path))  # never write what we cannot load
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(MANIFEST_ENTRY, manifest.to_json())
+        zf.writestr(MODEL_ENTRY, model_bytes)
+    tmp.replace(path)
+    return manifest
+
+
+def read_bundle(path: str | Path) -> Bundle:
+    """Open a bundle and verify its format, runtime version and model checksum."""
+    path = Path(path)
+    if not path.is_file():
+        raise BundleError(f"{path}: no such model bundle; pass --model PATH to a .nvm file")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            for entry in (MANIFEST_ENTRY, MODEL_ENTRY):
+                if entry not in names:
+                    raise BundleError(f"{path}: bundle has no {entry}; rebuild it with nv-convert")
+            raw_manifest = zf.read(MANIFEST_ENTRY)
+            model_bytes = zf.read(MODEL_ENTRY)
+    except zipfile.BadZipFile as exc:
+        hint = " (a bare .tflite file? models must be .nvm bundles made by nv-convert)" if _is_tflite(path) else ""
+        raise BundleError(f"{path}: not a model bundle{hint}: {exc}") from None
+    try:
+        data = json.loads(raw_manifest)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{path}: manifest.json is not valid JSON: {exc}") from None
+    manifest = parse_manifest(data, path)
+    actual = sha256_hex(model_bytes)
+    if actual != manifest.model_sha256:
+        raise BundleError(
+            f"{path}: model checksum mismatch: manifest says {manifest.model_sha256}, "
+            f"model.tflite is {actual}; the file is damaged or was edited: copy it again"
+        )
+    return Bundle(path=path, manifest=manifest, model_bytes=model_bytes)
+
+
+def _is_tflite(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(8)[4:8] == b"TFL3"
+
+
+def parse_manifest(data: Any, path: Path) -> Manifest:
+    """Validate a manifest dict into a Manifest; every error names the key and what is expected."""
+    where = f"{path}: manifest.json"
+    if not isinstance(data, dict):
+        raise BundleError(f"{where}: expected a JSON object")
+    fmt = _get(data, "format", int, where)
+    if fmt != FORMAT_VERSION:
+        raise BundleError(
+            f"{where}: bundle format {fmt}, this runtime reads format {FORMAT_VERSION}; "
+            "upgrade naturevision or convert the model again"
+        )
+    min_runtime = _get(data, "min_runtime", str, where)
+    try:
+        too_new = version_tuple(min_runtime) > version_tuple(__version__)
+    except ValueError as exc:
+        raise BundleError(f"{where}: min_runtime: {exc}") from None
+    if too_new:
+        raise BundleError(f"{where}: model needs naturevision >= {min_runtime}, this is {__version__}: upgrade")
+    task = _get(data, "task", str, where)
+    if task not in TASKS:
+        raise BundleError(f"{where}: task: expected one of {TASKS}, got {task!r}")
+    labels = tuple(_get(data, "labels", list, where))
+    if len(labels) < 2 or not all(isinstance(x, str) and x for x in labels) or len(set(labels)) != len(labels):
+        raise BundleError(f"{where}: labels: expected at least two distinct non-empty strings, got {list(labels)}")
+    alert_labels = tuple(_get(data, "alert_labels", list, where))
+    unknown = [x for x in alert_labels if x not in labels]
+    if unknown:
+        raise BundleError(f"{where}: alert_labels: {unknown} are not in labels {list(labels)}")
+    thresholds = _get(data, "thresholds", dict, where)
+    for label, value in thresholds.items():
+        if label not in labels:
+            raise BundleError(f"{where}: thresholds: {label!r} is not in labels {list(labels)}")
+        if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise BundleError(f"{where}: thresholds.{label}: expected a number in [0, 1], got {value!r}")
+    missing = [x for x in alert_labels if x not in thresholds]
+    if missing:
+        raise BundleError(f"{where}: thresholds: alert labels {missing} have no threshold")
+    input_spec = _parse_input(_get(data, "input", dict, where), where)
+    trained_on = _parse_trained_on(_get(data, "trained_on", dict, where), where)
+    audio = data.get("audio")
+    if task == "audio":
+        if not isinstance(audio, dict):
+            raise BundleError(f"{where}: audio: an audio model needs its feature spec (an object)")
+        try:
+            LogMelSpec.from_dict(audio, "audio")
+        except FeatureSpecError as exc:
+            raise BundleError(f"{where}: {exc}") from None
+    if input_spec.colour != COLOURS[task]:
+        raise BundleError(f"{where}: input.colour: a {task} model takes {COLOURS[task]!r}, got {input_spec.colour!r}")
+    sha = _get(data, "model_sha256", str, where)
+    if len(sha) != 64:
+        raise BundleError(f"{where}: model_sha256: expected 64 hex digits, got {sha!r}")
+    metrics = data.get("metrics", {})
+    if not isinstance(metrics, dict):
+        raise BundleError(f"{where}: metrics: expected an object")
+    return Manifest(
+        name=_get(data, "name", str, where),
+        version=_get(data, "version", str, where),
+        task=task,
+        labels=labels,
+        alert_labels=alert_labels,
+        thresholds={k: float(v) for k, v in thresholds.items()},
+        input=input_spec,
+        trained_on=trained_on,
+        converter_version=_get(data, "converter_version", str, where),
+        min_runtime=min_runtime,
+        model_sha256=sha,
+        audio=audio,
+        metrics=metrics,
+        format=fmt,
+    )
+
+
+def _parse_input(raw: dict, where: str) -> InputSpec:
+    where = f"{where}: input"
+    size = raw.get("size")
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
+        raise BundleError(f"{where}.size: expected [width, height] in pixels, got {size!r}")
+    colour = _get(raw, "colour", str, where)
+    if colour not in COLOURS.values():
+        raise BundleError(f"{where}.colour: expected one of {tuple(COLOURS.values())}, got {colour!r}")
+    resize = _get(raw, "resize", str, where)
+    if resize not in RESIZE_RULES:
+        raise BundleError(f"{where}.resize: expected one of {RESIZE_RULES}, got {resize!r}")
+    dtype = _get(raw, "dtype", str, where)
+    if dtype not in INPUT_DTYPES:
+        raise BundleError(f"{where}.dtype: expected one of {INPUT_DTYPES}, got {dtype!r}")
+    stats = {}
+    for key in ("mean", "std"):
+        value = raw.get(key)
+        if not (isinstance(value, list) and len(value) == 3 and all(isinstance(v, (int, float)) for v in value)):
+            raise BundleError(f"{where}.{key}: expected three numbers (R, G, B), got {value!r}")
+        stats[key] = tuple(float(v) for v in value)
+    if any(v <= 0 for v in stats["std"]):
+        raise BundleError(f"{where}.std: values must be > 0, got {list(stats['std'])}")
+    return InputSpec(size=(size[0], size[1]), colour=colour, resize=resize, dtype=dtype, **stats)
+
+
+def _parse_trained_on(raw: dict, where: str) -> TrainedOn:
+    where = f"{where}: trained_on"
+    tile = raw.get("tile_px")
+    if tile is not None and not (isinstance(tile, int) and tile > 0):
+        raise BundleError(f"{where}.tile_px: expected a positive integer or null, got {tile!r}")
+    gsd = raw.get("ground_resolution_m")
+    if gsd is not None and not (isinstance(gsd, (int, float)) and gsd > 0):
+        raise BundleError(f"{where}.ground_resolution_m: expected a positive number or null, got {gsd!r}")
+    licences = raw.get("licences", [])
+    if not (isinstance(licences, list) and all(isinstance(x, str) for x in licences)):
+        raise BundleError(f"{where}.licences: expected a list of strings")
+    return TrainedOn(
+        source=_get(raw, "source", str, where),
+        tile_px=tile,
+        ground_resolution_m=None if gsd is None else float(gsd),
+        licences=tuple(licences),
+    )
+
+
+def _get(data: dict, key: str, kind: type, where: str):
+    if key not in data:
+        raise BundleError(f"{where}: missing key {key!r}")
+    value = data[key]
+    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        raise BundleError(f"{where}: {key}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def check_tensors(
+    manifest: Manifest,
+    path: Path,
+    input_shape: tuple[int, ...],
+    input_dtype: str,
+    output_shape: tuple[int, ...],
+) -> None:
+    """Fail unless the interpreter's real tensors are what the manifest promises."""
+    problems = []
+    if manifest.task == "image":
+        width, height = manifest.input.size
+        if len(input_shape) != 4 or tuple(input_shape[1:]) != (height, width, 3):
+            problems.append(f"input tensor is {list(input_shape)}, manifest says [N, {height}, {width}, 3]")
+    if manifest.task == "audio":
+        spec = LogMelSpec.from_dict(manifest.audio)
+        if len(input_shape) != 4 or tuple(input_shape[1:]) != spec.input_shape:
+            problems.append(f"input tensor is {list(input_shape)}, manifest says [N, {spec.frames}, {spec.n_mels}, 1]")
+    if input_dtype != manifest.input.dtype:
+        problems.append(f"input tensor type is {input_dtype}, manifest says {manifest.input.dtype}")
+    if len(output_shape) != 2 or output_shape[-1] != len(manifest.labels):
+        problems.append(f"output tensor is {list(output_shape)}, manifest lists {len(manifest.labels)} labels")
+    if problems:
+        raise BundleError(f"{path}: model and manifest disagree: {'; '.join(problems)}; rebuild it with nv-convert")

@@ -1,0 +1,66 @@
+"""A loaded model: a verified bundle plus a running interpreter whose tensors match its manifest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.features.pixels import normalise
+from edge.model.bundle import BundleError, Manifest, check_tensors, read_bundle
+from edge.model.interpreter import BackendError, Runner, quantize
+
+
+@dataclass
+class Model:
+    path: Path
+    manifest: Manifest
+    runner: Runner
+
+    def __post_init__(self) -> None:
+        self._table = pixel_table(self.manifest, self.runner)
+
+    def predict(self, pixels: np.ndarray) -> np.ndarray:
+        """Image models: uint8 pixels (N, H, W, 3) -> scores (N, labels). Audio models: the normalised
+        log-mel input (N, frames, n_mels, 1) float32 from `edge.features.logmel.normalise` -> scores."""
+        if self.manifest.task == "audio":
+            return self.runner.run(pixels)
+        if self._table is None:
+            return self.runner.run(normalise(pixels, self.manifest.input))
+        if self._table.ndim == 1:
+            return self.runner.run_raw(np.take(self._table, pixels))
+        return self.runner.run_raw(self._table[pixels, np.arange(3)])
+
+    @property
+    def identity(self) -> dict:
+        """How a record names the model that made it."""
+        m = self.manifest
+        return {"name": m.name, "version": m.version, "sha256": m.model_sha256}
+
+
+def pixel_table(manifest: Manifest, runner: Runner) -> np.ndarray | None:
+    """For a quantized input, every uint8 pixel value maps to one tensor value per channel: a lookup
+    table built with the same normalise + quantize steps gives the same tensor in a fraction of the
+    time. Shape (256,) when the channels share mean and std, else (256, 3); None for float inputs."""
+    if not runner.input.quantized or manifest.task != "image":
+        return None
+    values = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+    table = quantize(normalise(values, manifest.input), runner.input)
+    return table[:, 0].copy() if (table == table[:, :1]).all() else table
+
+
+def load_model(path: str | Path, backend: str | None = None, num_threads: int | None = None) -> Model:
+    bundle = read_bundle(path)
+    try:
+        runner = Runner(bundle.model_bytes, backend=backend, num_threads=num_threads)
+    except BackendError as exc:
+        raise BundleError(f"{bundle.path}: {exc}") from None
+    check_tensors(
+        bundle.manifest,
+        bundle.path,
+        input_shape=runner.input.shape,
+        input_dtype=runner.input.dtype,
+        output_shape=runner.output.shape,
+    )
+    return Model(path=bundle.path, manifest=bundle.manifest, runner=runner)

@@ -1,0 +1,103 @@
+"""The image pipeline of `nv-edge run`: frames from the sources -> classify -> records (and image
+events over a source's frames) -> outbox, flushed before the source is told the frame is done."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+from edge.decisions.events import EventTracker
+from edge.image.classify import ClassifyOptions, classify_frame
+from edge.image.decode import ImageError
+from edge.image.records import image_record
+from edge.image.thumbnail import best_tile_jpeg
+from edge.model.loaded import Model, load_model
+from edge.records.record import error_record, event_record, iso_utc
+from edge.service import journal
+from edge.service.context import Context, drain
+from edge.sources.factory import build_sources
+from edge.sources.item import Item
+
+log = logging.getLogger("nv.service")
+
+
+class ImagePipeline:
+    name = "image"
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        cfg = ctx.cfg.image
+        self.model: Model = load_model(cfg.model, backend=cfg.backend, num_threads=cfg.threads)
+        self.options = ClassifyOptions(thresholds=cfg.resolved_thresholds(), tile=cfg.tile, overlap=cfg.overlap,
+                                       batch_size=cfg.batch)
+        self.sources = build_sources(cfg.sources, ctx.cfg.device.state_dir, kind="image")
+        self.events = None
+        if cfg.events is not None:  # per source: frames of two cameras are not one sequence
+            self.events = {s.name: EventTracker(self.model.manifest.labels, self.options.thresholds, cfg.events)
+                           for s in self.sources}
+
+    def run(self) -> None:
+        try:
+            drain(self.ctx, self.name, self.sources, self.process)
+        finally:
+            self._close()
+
+    def process(self, source, item: Item) -> None:
+        ctx = self.ctx
+        record = self.classify(item)
+        if record is None:  # the file went away while being read (card pulled): not done, not lost
+            source.release(item)
+            return
+        records = [record]
+        if self.events is not None and "error" not in record:
+            tracker = self.events[item.source]
+            scores = [record["scores"][label] for label in self.model.manifest.labels]
+            t = datetime.fromisoformat(record["time"].replace("Z", "+00:00")).timestamp()
+            for event in tracker.observe(t, t, scores):
+                records.append(event_record(event, kind="image", source=item.source, device=ctx.cfg.device.id,
+                                            model=self.model.identity, rules=ctx.cfg.image.events, origin=None,
+                                            labels=self.model.manifest.labels, time_source=record["time_source"]))
+        thumbs = {}
+        if ctx.cfg.image.thumbnails and record.get("alert") and "tiles" in record:
+            thumb = best_tile_jpeg(item.path if item.path is not None else item.data, record)
+            if thumb:
+                thumbs[record["id"]] = thumb
+        ctx.keep(records, thumbs)
+        ctx.outbox.flush()  # durable before the source forgets the item
+        source.done(item, "error" if "error" in record else ("alert" if record.get("alert") else "ok"))
+        ctx.counters.add(frames=1)
+        journal.event(log, logging.INFO, "classified", source=item.origin, label=record.get("label"),
+                      score=record.get("score"), alert=record.get("alert"), error=record.get("error"))
+
+    def classify(self, item: Item) -> dict | None:
+        device = self.ctx.cfg.device.id
+        m = self.model.manifest
+        what = item.path if item.path is not None else item.data
+        try:
+            result = classify_frame(self.model, what, self.options)
+        except ImageError as exc:
+            if item.path is not None and not item.path.exists():
+                journal.event(log, logging.WARNING, "file vanished while being read; will retry", source=item.origin)
+                return None
+            record = error_record(source=item.origin, error=f"{item.origin}: {exc}", device=device, model=self.model.identity)
+        except Exception as exc:  # noqa: BLE001 - one bad frame must never stop the service
+            record = error_record(source=item.origin, error=f"{item.origin}: unexpected {type(exc).__name__}: {exc}",
+                                  device=device, model=self.model.identity)
+        else:
+            record = image_record(result, model=self.model.identity, labels=m.labels, alert_labels=m.alert_labels,
+                                  source=item.origin, path=item.path, device=device)
+            if item.data is not None and result.captured is None:  # a snapshot: captured when received
+                record["time"] = iso_utc(datetime.fromtimestamp(item.arrived, timezone.utc))
+                record["time_source"] = "received"
+        record["id"] = item.record_id  # the ledger's id: a re-run after a crash is the same record
+        return record
+
+    def _close(self) -> None:
+        ctx = self.ctx
+        if self.events is not None:
+            for name, tracker in self.events.items():
+                ctx.keep([event_record(e, kind="image", source=name, device=ctx.cfg.device.id,
+                                       model=self.model.identity, rules=ctx.cfg.image.events, origin=None,
+                                       labels=self.model.manifest.labels) for e in tracker.close()])
+        for source in self.sources:
+            source.close()

@@ -1,0 +1,105 @@
+"""The image pipeline of `nv-edge run` in process: records for each frame, events over a frame
+sequence, the ledger's record ids, the static location and the clock mark."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from edge.config import load_config
+from edge.delivery.outbox import Outbox
+from edge.service.context import ClockWatch, Context, Counters
+from edge.service.image_pipeline import ImagePipeline
+from edge.service.liveness import Liveness
+
+ROOT = Path(__file__).resolve().parents[3]
+MODEL = ROOT / "models" / "mining-s2" / "mining-s2.nvm"
+TILES = ROOT / "samples" / "tiles"
+
+
+def pipeline(tmp_path: Path, clock: bool) -> ImagePipeline:
+    (tmp_path / "in").mkdir()
+    config = tmp_path / "edge.toml"
+    config.write_text(f"""
+[device]
+id = "unit-9"
+state_dir = "{tmp_path / 'state'}"
+location = {{ lat = 5.5, lon = -55.1, alt_m = 12.0 }}
+
+[image]
+model = "{MODEL}"
+events = {{ k = 2, n = 2, hysteresis = 0.0, cooldown_s = 0 }}
+
+[[image.sources]]
+type = "folder"
+path = "{tmp_path / 'in'}"
+settle_s = 0
+poll_s = 0.05
+""")
+    cfg = load_config(config)
+    ctx = Context(cfg=cfg, outbox=Outbox(cfg.outbox.path), liveness=Liveness(60), counters=Counters(),
+                  clock=ClockWatch(probe=lambda: {"synchronized": clock}), stop=threading.Event())
+    return ImagePipeline(ctx)
+
+
+def drop(tmp_path: Path, names: list[str]) -> None:
+    """Frames of a camera sequence, one a minute (mtime is their capture time)."""
+    for i, name in enumerate(names):
+        target = tmp_path / "in" / f"{i:02d}_{name}"
+        shutil.copy(TILES / name, target)
+        os.utime(target, (1_780_000_000 + 60 * i, 1_780_000_000 + 60 * i))
+
+
+def outbox_records(tmp_path: Path) -> list[dict]:
+    with sqlite3.connect(tmp_path / "state" / "outbox.db") as con:
+        return [json.loads(p) for (p,) in con.execute("SELECT payload FROM outbox WHERE leaf = 'detection' ORDER BY seq")]
+
+
+def test_frames_of_a_sequence_make_records_and_one_event(tmp_path):
+    p = pipeline(tmp_path, clock=False)
+    mining = ["mining__g7d73574b__0.png", "mining__gfb894fb7__1.png"]  # both alert with the shipped model
+    quiet = ["not_mining__gc727b5c4__0.png", "not_mining__gcf6ef3cb__0.png"]
+    drop(tmp_path, quiet[:1] + mining + quiet)
+    source = p.sources[0]
+    for _ in range(50):
+        for item in source.poll():
+            p.process(source, item)
+        if p.ctx.counters.frames == 5:
+            break
+        time.sleep(0.05)
+    p.ctx.stop.set()
+    p._close()
+    p.ctx.outbox.close()
+    records = outbox_records(tmp_path)
+    frames = [r for r in records if "event" not in r]
+    events = [r for r in records if "event" in r]
+    assert [r["alert"] for r in frames] == [False, True, True, False, False]
+    assert [(r["label"], r["event"]["phase"]) for r in events] == [("mining", "start"), ("mining", "end")]
+    start, end = events
+    assert start["event"]["id"] == end["event"]["id"] and end["event"]["windows"] == 2
+    assert start["time"] == frames[1]["time"] and end["event"]["end"] == frames[2]["time"]
+    for r in records:
+        assert r["geo"] == {"lat": 5.5, "lon": -55.1, "alt": 12.0, "source": "config"}
+        assert r["clock_synchronized"] is False and r["device"] == "unit-9"
+    # every frame record carries the id the ledger claimed for its file
+    ledger_ids = {row[0] for row in sqlite3.connect(tmp_path / "state" / "sources.db").execute("SELECT record_id FROM files")}
+    assert {r["id"] for r in frames} == ledger_ids
+
+
+def test_an_unreadable_frame_becomes_an_error_record_and_is_done(tmp_path):
+    p = pipeline(tmp_path, clock=True)
+    (tmp_path / "in" / "torn.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    source = p.sources[0]
+    time.sleep(0.1)
+    (item,) = source.poll()
+    p.process(source, item)
+    p.ctx.outbox.close()
+    (record,) = outbox_records(tmp_path)
+    assert "torn.jpg" in record["error"] and record["id"] == item.record_id
+    assert "geo" not in record and record["clock_synchronized"] is True
+    assert source.poll() == []  # done: not offered again
