@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from basestation.payloads import Accepted
+from basestation.payloads import Accepted, DeadLetter
 from basestation.store import Store
 from detections import detection, event_phases
 
@@ -29,7 +29,8 @@ def test_list_shows_detections_and_units(tmp_path):
                 Accepted("health", "unit-7", {"device": "unit-7", "time": "2026-05-01T10:00:01.000Z",
                                               "outbox": {"depth": 3, "oldest_age_s": 120.0},
                                               "disk_free_bytes": 12_300_000_000, "cpu_temp_c": 51.2,
-                                              "clock": {"synchronized": False, "source": "adjtimex"}})], rejected=2)
+                                              "clock": {"synchronized": False, "source": "adjtimex"}})],
+               [DeadLetter.of("naturevision/unit-7/detection", b"{not json", "json", "not JSON")] * 2)
     proc = nv_base("list", "--db", tmp_path / "b.db")
     assert proc.returncode == 0, proc.stderr
     line = next(l for l in proc.stdout.splitlines() if l.startswith(alert["id"]))
