@@ -69,3 +69,20 @@ def test_a_missing_database_is_named(tmp_path):
     proc = nv_base("list", "--db", tmp_path / "nowhere.db")
     assert proc.returncode == 1
     assert f"{tmp_path / 'nowhere.db'}: no such database; pass --db PATH" in proc.stderr
+
+
+def test_dead_letters_shows_counts_by_cause_and_the_newest_with_their_first_bytes(tmp_path):
+    store = Store(tmp_path / "b.db")
+    store.save([], [DeadLetter.of("naturevision/unit-1/detection", b"x" * 5_000_000, "size",
+                                  "naturevision/unit-1/detection: 5,000,000 bytes, above the 1,048,576 allowed on detection")]
+               + [DeadLetter.of("naturevision/unit-1/status", b"[" * 1000 + b"]" * 1000, "depth",
+                                "naturevision/unit-1/status: arrays and objects nested deeper than 32 levels", retained=True)] * 2)
+    proc = nv_base("dead-letters", "--db", tmp_path / "b.db", "--limit", "2")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "dead letters: 3 message(s) refused in all; by cause: depth 2, size 1" in out
+    assert out.count("naturevision/unit-1/status (retained)  2,000 bytes  depth") == 2
+    assert "5,000,000 bytes  size" not in out  # --limit 2: only the newest two
+    assert "start: b'[[[[[[" in out
+    assert "mosquitto_pub -r -n -t naturevision/unit-1/status" in out
+    assert "rejected 3 (nv-base dead-letters says why)" in nv_base("list", "--db", tmp_path / "b.db").stdout
