@@ -2,6 +2,7 @@
 
     nv-base listen --db PATH [broker options]    subscribe and store detections until stopped
     nv-base list --db PATH                       recent detections and unit status, as tables
+    nv-base dead-letters --db PATH               the messages that were refused, and why
     nv-base export --db PATH --format csv|geojson [--out FILE]
 """
 
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from basestation.export import write_csv, write_geojson
 from basestation.listener import Listener, ListenerOptions
-from basestation.listing import write_listing
+from basestation.listing import write_dead_letters, write_listing
 from basestation.store import Store, StoreError
 from edge import __version__
 from edge.delivery.connection import ConnectionFailed, add_broker_arguments, settings_from_args
@@ -43,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="recent detections and unit status")
     lst.add_argument("--db", type=Path, default=default_db)
     lst.add_argument("--limit", type=int, default=20, help="detections to show (default 20)")
+
+    dead = sub.add_parser("dead-letters", help="the messages that were refused or could not be stored, and why")
+    dead.add_argument("--db", type=Path, default=default_db)
+    dead.add_argument("--limit", type=int, default=20, help="dead letters to show, newest first (default 20)")
 
     exp = sub.add_parser("export", help="write detections as CSV or GeoJSON")
     exp.add_argument("--db", type=Path, default=default_db)
@@ -75,6 +80,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    store = _existing(args.db)
+    write_dead_letters(store, sys.stdout, limit=args.limit)
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     store = _existing(args.db)
     rows = store.detections(alerts_only=args.alerts_only)
@@ -102,7 +113,7 @@ def _existing(path: Path) -> Store:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"listen": cmd_listen, "list": cmd_list, "export": cmd_export}
+    handlers = {"listen": cmd_listen, "list": cmd_list, "dead-letters": cmd_dead_letters, "export": cmd_export}
     try:
         return handlers[args.command](args)
     except (StoreError, ConnectionFailed) as exc:

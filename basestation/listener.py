@@ -13,8 +13,10 @@ With `group`, detections and thumbnails come through the shared subscription
 `$share/<group>/...`: several workers split the load. Status and health stay ordinary
 subscriptions, because a shared subscription does not receive retained messages.
 
-A malformed payload is logged, counted, acknowledged (or the broker would redeliver it forever)
-and never stored; it never stops the listener.
+A malformed payload is logged, kept as a dead letter (with its cause, size and first bytes),
+counted, acknowledged (or the broker would redeliver it forever) and never stored; so is one the
+database will not take. Nothing in a message stops the listener: should checking one fail in a way
+nobody foresaw, that message becomes a dead letter too, with the traceback in the log.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ import time
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from basestation.payloads import Rejected, parse
+from basestation.payloads import Accepted, DeadLetter, Rejected, parse
 from basestation.store import Store
 from edge.delivery import topics
 from edge.delivery.connection import Backoff, BrokerSettings, connect, new_client
@@ -60,13 +63,17 @@ class Listener:
         self.next_report = time.monotonic() + options.report_every_s
         self._last_error = ""
 
-    def subscriptions(self) -> list[tuple[str, int]]:
+    def subscriptions(self) -> list[tuple[str, int | SubscribeOptions]]:
         share = f"$share/{self.options.group}/" if self.options.group else ""
+        # MQTT 5: retained messages only for a subscription the session does not have yet. A resumed
+        # session already got them (and what changed since is queued in it), so a retained payload
+        # we refused is not handed to us again on every reconnect. 3.1.1 has no such option.
+        qos = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB) if self.settings.v5 else 1
         return [
-            (f"{share}{topics.ROOT}/+/{topics.DETECTION}", 1),
-            (f"{share}{topics.ROOT}/+/{topics.THUMBNAIL}/+", 1),
-            (f"{topics.ROOT}/+/{topics.STATUS}", 1),
-            (f"{topics.ROOT}/+/{topics.HEALTH}", 1),
+            (f"{share}{topics.ROOT}/+/{topics.DETECTION}", qos),
+            (f"{share}{topics.ROOT}/+/{topics.THUMBNAIL}/+", qos),
+            (f"{topics.ROOT}/+/{topics.STATUS}", qos),
+            (f"{topics.ROOT}/+/{topics.HEALTH}", qos),
         ]
 
     def run(self, stop: threading.Event) -> None:
@@ -125,17 +132,23 @@ class Listener:
 
     def _flush(self) -> None:
         batch, self.pending = self.pending, []
-        accepted, rejected = [], 0
+        accepted, sources, dead = [], [], []
         for _, message in batch:
-            try:
-                accepted.append(parse(message.topic, message.payload))
-            except Rejected as exc:
-                rejected += 1
-                log.warning("rejected a message: %s", exc)
-        saved = self.store.save(accepted, rejected)  # raises StoreError: then nothing is acknowledged
+            item = _check(message)
+            if isinstance(item, Accepted):
+                accepted.append(item)
+                sources.append(message)
+            else:
+                dead.append(item)
+        saved = self.store.save(accepted, dead)  # raises StoreError: then nothing is acknowledged
+        if saved.unstorable:  # valid, but the database would not take it: a second, rare transaction
+            unstorable = [_dead_letter(sources[i], "store", f"{_topic(sources[i])}: cannot be stored: {why}")
+                          for i, why in saved.unstorable]
+            self.store.save([], unstorable)
+            dead += unstorable
         self.totals["stored"] += saved.stored
         self.totals["duplicates"] += saved.duplicates
-        self.totals["rejected"] += rejected
+        self.totals["rejected"] += len(dead)
         client = self.link.client
         if client is None or not self.link.connected:
             return  # the broker redelivers them to our next connection; the store ignores repeats
@@ -147,3 +160,28 @@ class Listener:
                 for i in range(0, max(len(detections), len(thumbnails)), RECEIPT_CHUNK):
                     body = {"detections": detections[i:i + RECEIPT_CHUNK], "thumbnails": thumbnails[i:i + RECEIPT_CHUNK]}
                     client.publish(topics.topic(device, topics.RECEIPT), json.dumps(body, separators=(",", ":")), qos=1)
+
+
+def _check(message: mqtt.MQTTMessage) -> Accepted | DeadLetter:
+    """The message as it will be stored, or as a dead letter. Never raises: this is the last guard
+    between a payload and the loop, and a message that stopped the loop would stop it again on
+    every redelivery."""
+    try:
+        return parse(message.topic, message.payload)
+    except Rejected as exc:
+        return _dead_letter(message, exc.cause, str(exc))
+    except Exception as exc:  # noqa: BLE001 - a bug in checking is a bug, but not a reason to stop storing
+        return _dead_letter(message, "error", f"{_topic(message)}: checking it failed: {type(exc).__name__}: {exc}",
+                            exc_info=True)
+
+
+def _dead_letter(message: mqtt.MQTTMessage, cause: str, reason: str, *, exc_info: bool = False) -> DeadLetter:
+    log.warning("rejected a message: %s", reason, exc_info=exc_info)
+    return DeadLetter.of(_topic(message), message.payload, cause, reason, retained=bool(message.retain))
+
+
+def _topic(message: mqtt.MQTTMessage) -> str:
+    try:
+        return message.topic
+    except UnicodeDecodeError:  # paho decodes it strictly; mosquitto refuses such topics, but the guard must not raise
+        return repr(message._topic)

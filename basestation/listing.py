@@ -1,4 +1,5 @@
-"""`nv-base list`: recent detections and the state of each unit, as tables for people."""
+"""`nv-base list`: recent detections and the state of each unit, as tables for people;
+`nv-base dead-letters`: the messages that were refused, and why."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import time
 from datetime import datetime, timezone
 from typing import TextIO
 
-from basestation.store import Store
+from basestation.store import MAX_DEAD_LETTERS, Store
+from edge.delivery import topics
 
 
 def write_listing(store: Store, out: TextIO, *, limit: int) -> None:
@@ -41,7 +43,28 @@ def write_listing(store: Store, out: TextIO, *, limit: int) -> None:
         ))
     counters = store.counters()
     out.write(f"\nstored {counters.get('stored', 0)}, duplicates ignored {counters.get('duplicates', 0)}, "
-              f"rejected {counters.get('rejected', 0)} (see the listener's log for why)\n")
+              f"rejected {counters.get('rejected', 0)} (nv-base dead-letters says why)\n")
+
+
+def write_dead_letters(store: Store, out: TextIO, *, limit: int) -> None:
+    counters = store.counters()
+    causes = sorted(((n, name.split(".", 1)[1]) for name, n in counters.items() if name.startswith("rejected.")),
+                    key=lambda c: (-c[0], c[1]))
+    out.write(f"dead letters: {counters.get('rejected', 0)} message(s) refused in all"
+              + (f"; by cause: {', '.join(f'{cause} {n}' for n, cause in causes)}" if causes else "") + "\n")
+    out.write(f"\nnewest first ({limit} at most; the database keeps the newest {MAX_DEAD_LETTERS:,})\n")
+    retained_topics = set()
+    for d in store.dead_letters(limit):
+        when = datetime.fromtimestamp(d["received"], timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+        where = topics.split(d["topic"])
+        if d["retained"] or (where and where[1] in (topics.STATUS, topics.HEALTH)):
+            retained_topics.add(d["topic"])
+        out.write(f"{when}  {d['topic']}{' (retained)' if d['retained'] else ''}  {d['size']:,} bytes  {d['cause']}\n"
+                  f"    why:   {d['reason']}\n    start: {_cut(repr(bytes(d['prefix'])), 100)}\n")
+    for topic in sorted(retained_topics):
+        out.write(f"\n{topic} is a retained topic: the broker may still hold this payload and give it to every new "
+                  f"subscriber, until the unit publishes there again or someone allowed to write it clears it "
+                  f"(mosquitto_pub -r -n -t {topic})\n")
 
 
 def _event(event: dict) -> str:

@@ -3,6 +3,9 @@
 `save()` commits a whole batch in one transaction; the listener acknowledges the batch's
 messages to the broker only after it returns. WAL with synchronous=FULL: once a message is
 acknowledged the broker forgets it, so the row must already be on disk, power cut or not.
+
+Refused messages are kept in the same transaction as dead letters (the newest MAX_DEAD_LETTERS;
+the counters keep the totals), so an operator sees what came without the table growing forever.
 """
 
 from __future__ import annotations
@@ -10,11 +13,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
-from basestation.payloads import Accepted
+from basestation.payloads import Accepted, DeadLetter
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS detections (
@@ -50,7 +54,18 @@ CREATE TABLE IF NOT EXISTS devices (
     last_seen    REAL NOT NULL       -- unix time we last heard from or about it
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    received  REAL NOT NULL,         -- unix time
+    topic     TEXT NOT NULL,
+    cause     TEXT NOT NULL,         -- size, depth, json, number, schema, ... (docs/mqtt.md)
+    reason    TEXT NOT NULL,
+    retained  INTEGER NOT NULL,      -- 1: it came as a retained message (the broker may still hold it)
+    size      INTEGER NOT NULL,      -- payload bytes
+    prefix    BLOB NOT NULL          -- the payload's first bytes
+);
 """
+MAX_DEAD_LETTERS = 10_000  # rows kept; each is at most ~3 KB (payloads.DEAD_LETTER_PREFIX, MAX_TEXT)
 
 
 class StoreError(Exception):
@@ -64,6 +79,7 @@ class Saved:
     stored: int = 0
     duplicates: int = 0
     receipts: dict[str, tuple[list[str], list[str]]] = field(default_factory=lambda: defaultdict(lambda: ([], [])))
+    unstorable: list[tuple[int, str]] = field(default_factory=list)  # (index in the batch, why): not stored
 
 
 class Store:
@@ -81,23 +97,29 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
-    def save(self, batch: list[Accepted], rejected: int = 0) -> Saved:
+    def save(self, batch: list[Accepted], dead: Sequence[DeadLetter] = ()) -> Saved:
+        """Store `batch` and keep `dead` in one transaction. An item whose values the database will
+        not take (a lone surrogate in a string, say) is left out and named in `unstorable`; the
+        caller keeps it as a dead letter. Raises StoreError when the database itself fails."""
         saved = Saved()
         now = time.time()
         try:
             self.db.execute("BEGIN IMMEDIATE")
-            for item in batch:
-                if item.kind == "detection":
-                    self._detection(item, now, saved)
-                elif item.kind == "thumbnail":
-                    cur = self.db.execute("INSERT OR IGNORE INTO thumbnails VALUES (?, ?, ?, ?)",
-                                          (item.id, item.device, now, item.value))
-                    saved.receipts[item.device][1].append(item.id)
-                    saved.stored += cur.rowcount
-                    saved.duplicates += 1 - cur.rowcount
-                else:
-                    self._device(item, now)
-            for name, n in (("stored", saved.stored), ("duplicates", saved.duplicates), ("rejected", rejected)):
+            for index, item in enumerate(batch):
+                try:
+                    self._item(item, now, saved)
+                except (ValueError, TypeError, KeyError, OverflowError) as exc:  # raised before the row is written
+                    saved.unstorable.append((index, f"{type(exc).__name__}: {exc}"))
+            counts = Counter({"stored": saved.stored, "duplicates": saved.duplicates, "rejected": len(dead)})
+            counts.update(f"rejected.{letter.cause}" for letter in dead)
+            for letter in dead:
+                self.db.execute("INSERT INTO dead_letters (received, topic, cause, reason, retained, size, prefix) "
+                                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                (now, letter.topic, letter.cause, letter.reason, int(letter.retained), letter.size, letter.prefix))
+            if dead:
+                self.db.execute("DELETE FROM dead_letters WHERE seq <= (SELECT max(seq) FROM dead_letters) - ?",
+                                (MAX_DEAD_LETTERS,))
+            for name, n in counts.items():
                 if n:
                     self.db.execute("INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + ?",
                                     (name, n, n))
@@ -105,8 +127,20 @@ class Store:
         except sqlite3.DatabaseError as exc:
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
-            raise StoreError(f"{self.path}: cannot store {len(batch)} message(s): {exc}; check free space") from None
+            raise StoreError(f"{self.path}: cannot store {len(batch) + len(dead)} message(s): {exc}; check free space") from None
         return saved
+
+    def _item(self, item: Accepted, now: float, saved: Saved) -> None:
+        if item.kind == "detection":
+            self._detection(item, now, saved)
+        elif item.kind == "thumbnail":
+            cur = self.db.execute("INSERT OR IGNORE INTO thumbnails VALUES (?, ?, ?, ?)",
+                                  (item.id, item.device, now, item.value))
+            saved.receipts[item.device][1].append(item.id)
+            saved.stored += cur.rowcount
+            saved.duplicates += 1 - cur.rowcount
+        else:
+            self._device(item, now)
 
     def _detection(self, item: Accepted, now: float, saved: Saved) -> None:
         r = item.value
@@ -156,6 +190,9 @@ class Store:
 
     def counters(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT name, value FROM counters"))
+
+    def dead_letters(self, limit: int) -> list[sqlite3.Row]:
+        return self._rows("SELECT * FROM dead_letters ORDER BY seq DESC LIMIT ?", (limit,))
 
     def _rows(self, sql: str, args: tuple) -> list[sqlite3.Row]:
         cur = self.db.cursor()

@@ -8,9 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from detections import detection, event_phases
-
-from basestation.payloads import Accepted
+from basestation.payloads import Accepted, DeadLetter
 from basestation.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +28,8 @@ def test_list_shows_detections_and_units(tmp_path):
                 Accepted("health", "unit-7", {"device": "unit-7", "time": "2026-05-01T10:00:01.000Z",
                                               "outbox": {"depth": 3, "oldest_age_s": 120.0},
                                               "disk_free_bytes": 12_300_000_000, "cpu_temp_c": 51.2,
-                                              "clock": {"synchronized": False, "source": "adjtimex"}})], rejected=2)
+                                              "clock": {"synchronized": False, "source": "adjtimex"}})],
+               [DeadLetter.of("naturevision/unit-7/detection", b"{not json", "json", "not JSON")] * 2)
     proc = nv_base("list", "--db", tmp_path / "b.db")
     assert proc.returncode == 0, proc.stderr
     line = next(l for l in proc.stdout.splitlines() if l.startswith(alert["id"]))
@@ -69,3 +68,20 @@ def test_a_missing_database_is_named(tmp_path):
     proc = nv_base("list", "--db", tmp_path / "nowhere.db")
     assert proc.returncode == 1
     assert f"{tmp_path / 'nowhere.db'}: no such database; pass --db PATH" in proc.stderr
+
+
+def test_dead_letters_shows_counts_by_cause_and_the_newest_with_their_first_bytes(tmp_path):
+    store = Store(tmp_path / "b.db")
+    store.save([], [DeadLetter.of("naturevision/unit-1/detection", b"x" * 5_000_000, "size",
+                                  "naturevision/unit-1/detection: 5,000,000 bytes, above the 1,048,576 allowed on detection")]
+               + [DeadLetter.of("naturevision/unit-1/status", b"[" * 1000 + b"]" * 1000, "depth",
+                                "naturevision/unit-1/status: arrays and objects nested deeper than 32 levels", retained=True)] * 2)
+    proc = nv_base("dead-letters", "--db", tmp_path / "b.db", "--limit", "2")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "dead letters: 3 message(s) refused in all; by cause: depth 2, size 1" in out
+    assert out.count("naturevision/unit-1/status (retained)  2,000 bytes  depth") == 2
+    assert "5,000,000 bytes  size" not in out  # --limit 2: only the newest two
+    assert "start: b'[[[[[[" in out
+    assert "mosquitto_pub -r -n -t naturevision/unit-1/status" in out
+    assert "rejected 3 (nv-base dead-letters says why)" in nv_base("list", "--db", tmp_path / "b.db").stdout

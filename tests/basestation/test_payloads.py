@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import random
+import re
+import time
 from datetime import datetime, timezone
 
 import pytest
 from detections import MODEL, detection, event_phases
 
-from basestation.payloads import MAX_THUMBNAIL_BYTES, Rejected, parse
+from basestation.payloads import DEAD_LETTER_PREFIX, MAX_BYTES, MAX_DEPTH, DeadLetter, Rejected, parse, too_deep
 from edge.audio.records import audio_window_record
 from edge.decisions.alerts import Decision
 from edge.records.record import SCHEMA_VERSION, error_record
 
 
 def as_json(value) -> bytes:
-    import json
-
     return json.dumps(value).encode()
 
 
@@ -84,4 +86,97 @@ def test_thumbnails_must_be_small_jpegs():
     topic = f"naturevision/unit-1/thumbnail/{record_id}"
     assert parse(topic, b"\xff\xd8\xff" + b"x" * 100).id == record_id
     with pytest.raises(Rejected, match="above"):
-        parse(topic, b"\xff\xd8\xff" + b"x" * MAX_THUMBNAIL_BYTES)
+        parse(topic, b"\xff\xd8\xff" + b"x" * MAX_BYTES["thumbnail"])
+
+
+# -- hostile payloads: bounded before they are parsed ---------------------------------------------
+
+DETECTION_TOPIC = "naturevision/unit-1/detection"
+
+
+@pytest.mark.parametrize("topic", [DETECTION_TOPIC, "naturevision/unit-1/status", "naturevision/unit-1/health"])
+def test_deep_nesting_is_refused_without_recursing(topic):
+    with pytest.raises(Rejected, match=f"nested deeper than {MAX_DEPTH} levels") as refused:
+        parse(topic, ("[" * 1000 + "]" * 1000).encode())  # 2 KB that made json.loads raise RecursionError
+    assert refused.value.cause == "depth"
+    assert too_deep("[" * 500_000, MAX_DEPTH)  # the scan itself is a loop: no depth is too much for it
+
+
+def test_depth_counts_brackets_outside_strings_only():
+    deepest = detection("unit-1", 1, tiled=True)  # record > tiles > grid > label > row: 5 levels
+    assert not too_deep(json.dumps(deepest), 5) and too_deep(json.dumps(deepest), 4)
+    in_strings = dict(detection("unit-1", 2), source='card/[[[[{"[' * 20 + '\\\\".jpg')
+    assert parse(DETECTION_TOPIC, as_json(in_strings)).value["source"] == in_strings["source"]
+    assert not too_deep('["' + '\\"' * 100_000, MAX_DEPTH)  # an unterminated string is left for json.loads
+    assert too_deep("[" * MAX_DEPTH + "{" + "}" + "]" * MAX_DEPTH, MAX_DEPTH)
+    assert not too_deep("[" * MAX_DEPTH + "]" * MAX_DEPTH, MAX_DEPTH)
+
+
+def test_size_is_checked_before_anything_is_parsed():
+    record = detection("unit-1", 1, tiled=True)
+    record["tiles"]["grid"]["mining"] = [[0.5] * 2500 for _ in range(420)]  # valid, 5 MB
+    payload = as_json(record)
+    assert len(payload) > 5_000_000
+    with pytest.raises(Rejected, match=f"{len(payload):,} bytes, above the 1,048,576 allowed on detection") as refused:
+        parse(DETECTION_TOPIC, payload)
+    assert refused.value.cause == "size"
+    with pytest.raises(Rejected, match="above the 65,536 allowed on status"):
+        parse("naturevision/unit-1/status", b" " * (MAX_BYTES["status"] + 1))
+
+
+def test_the_largest_record_a_unit_makes_by_default_fits():
+    """A 64 MP frame (edge's --max-pixels) in 48 px tiles with 25 % overlap: 222 x 222 scores."""
+    record = detection("unit-1", 1, tiled=True)
+    record["tiles"].update(rows=222, cols=222, grid={"mining": [[0.1234] * 222 for _ in range(222)]})
+    payload = json.dumps(record, separators=(",", ":")).encode()  # as the outbox writes it
+    assert 300_000 < len(payload) < MAX_BYTES["detection"]
+    assert parse(DETECTION_TOPIC, payload).id == record["id"]
+
+
+@pytest.mark.parametrize("text, reason", [
+    ('"score": NaN', "NaN is not a number JSON allows"),
+    ('"score": Infinity', "Infinity is not a number JSON allows"),
+    ('"score": -Infinity', "-Infinity is not a number JSON allows"),
+    ('"score": 1e999', "the number 1e999 is too large"),
+    ('"queued_s": 100000000000000000000', "the integer 100000000000000000000 is out of range"),
+    ('"queued_s": 1' + "0" * 5000, "the integer 1000000000000000000000000000000000000000… is out of range"),
+])
+def test_numbers_must_be_finite_and_fit_sqlite(text, reason):
+    payload = (json.dumps(detection("unit-1", 1, alert=True))[:-1] + ", " + text + "}").encode()  # the last "score" wins
+    with pytest.raises(Rejected, match=re.escape(reason)) as refused:
+        parse(DETECTION_TOPIC, payload)
+    assert refused.value.cause == "number"
+
+
+def test_nan_in_score_and_latitude_is_refused():
+    record = detection("unit-1", 1, alert=True)
+    record["score"], record["geo"]["lat"] = float("nan"), float("nan")  # json.dumps writes NaN; json.loads reads it
+    with pytest.raises(Rejected, match="NaN is not a number JSON allows"):
+        parse(DETECTION_TOPIC, as_json(record))
+
+
+@pytest.mark.parametrize("payload, cause", [
+    (bytes(random.Random(7).randrange(256) for _ in range(3000)), "encoding"),
+    (b'{"source": "caf\xe9"}', "encoding"),
+    (b"\x00" * 100, "json"),
+    (b'{"a": ' * 10, "json"),
+])
+def test_garbage_is_refused_with_its_cause(payload, cause):
+    with pytest.raises(Rejected) as refused:
+        parse(DETECTION_TOPIC, payload)
+    assert refused.value.cause == cause
+
+
+def test_a_schema_error_in_a_huge_grid_is_explained_quickly():
+    record = detection("unit-1", 1, tiled=True)
+    record["tiles"]["grid"]["mining"] = [["x"] * 500 for _ in range(300)]  # 150,000 wrong scores, 750 KB
+    start = time.perf_counter()
+    with pytest.raises(Rejected, match=r"at tiles/grid/mining/0/\d+: 'x' is not of type 'number'"):
+        parse(DETECTION_TOPIC, as_json(record))
+    assert time.perf_counter() - start < 0.5  # looking at every error took 1.6 s
+
+
+def test_a_dead_letter_keeps_a_bounded_prefix_and_the_size():
+    letter = DeadLetter.of(DETECTION_TOPIC, b"x" * 5_000_000, "size", "too big \ud800", retained=True)
+    assert (letter.size, len(letter.prefix), letter.retained) == (5_000_000, DEAD_LETTER_PREFIX, True)
+    assert letter.reason == "too big \\ud800"  # SQLite stores UTF-8: no lone surrogates

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 
-from detections import detection
-
-from basestation.payloads import Accepted
+from basestation.payloads import DEAD_LETTER_PREFIX, Accepted, DeadLetter, parse
 from basestation.store import Store
 
 
@@ -45,3 +43,26 @@ def test_status_and_health_keep_the_latest(tmp_path):
     (device,) = store.devices()
     assert device["state"] == "offline"  # the Last Will's time is its connection's start: arrival order wins
     assert json.loads(device["health"])["outbox"]["depth"] == 4
+
+
+def test_dead_letters_are_kept_and_counted_by_cause_in_the_same_transaction(tmp_path, monkeypatch):
+    monkeypatch.setattr("basestation.store.MAX_DEAD_LETTERS", 3)
+    store = Store(tmp_path / "b.db")
+    letters = [DeadLetter.of("naturevision/unit-1/detection", b"[" * 2000, "depth", f"too deep {n}") for n in range(4)]
+    letters.append(DeadLetter.of("naturevision/unit-1/status", b"\xff", "encoding", "not UTF-8", retained=True))
+    store.save([as_item(detection("unit-1", 1))], letters)
+    assert store.counters() == {"stored": 1, "rejected": 5, "rejected.depth": 4, "rejected.encoding": 1}
+    rows = store.dead_letters(10)
+    assert [r["reason"] for r in rows] == ["not UTF-8", "too deep 3", "too deep 2"]  # the newest 3 are kept
+    assert (rows[0]["retained"], rows[1]["size"], bytes(rows[1]["prefix"])) == (1, 2000, b"[" * DEAD_LETTER_PREFIX)
+
+
+def test_an_item_the_database_will_not_take_is_left_out_and_named(tmp_path):
+    store = Store(tmp_path / "b.db")
+    good = detection("unit-1", 1)
+    surrogate = parse("naturevision/unit-1/detection", json.dumps(dict(detection("unit-1", 2), source="\ud800")).encode())
+    saved = store.save([as_item(good), surrogate])
+    assert store.ids() == [good["id"]] and saved.stored == 1
+    ((index, why),) = saved.unstorable
+    assert index == 1 and why.startswith("UnicodeEncodeError: 'utf-8' codec can't encode character '\\ud800'")
+    assert saved.receipts["unit-1"] == ([good["id"]], [])  # not confirmed: it is not stored
