@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from detections import detection, event_phases
+
 from basestation.payloads import Accepted, DeadLetter
 from basestation.store import Store
 

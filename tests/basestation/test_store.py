@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from detections import detection
+
 from basestation.payloads import DEAD_LETTER_PREFIX, Accepted, DeadLetter, parse
 from basestation.store import Store
 
