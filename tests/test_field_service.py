@@ -148,6 +148,7 @@ def test_service_end_to_end(site, tmp_path):
     try:
         wait_for(lambda: notify.count("READY=1") == 1 or service.poll() is not None, 60, "READY=1")
         assert service.poll() is None, service.log_path.read_text()
+        os.mkfifo(tmp_path / "in" / "pipe.png")  # named like a frame; opening it would block the pipeline
         for tile in TILES:
             shutil.copy(tile, tmp_path / "in" / tile.name)
         if audio:
@@ -165,11 +166,17 @@ def test_service_end_to_end(site, tmp_path):
             wait_for(lambda: sum(r["kind"] == "audio" for r in stored(db)) >= 29, 60, "the clip's window records")
         wait_for(lambda: notify.count("WATCHDOG=1") >= 1, 30, "a watchdog ping")
         assert site.retained("naturevision/unit-1/status")["state"] == "online"
+        # the FIFO is skipped, counted in the heartbeat and STATUS=, and named once in the journal
+        wait_for(lambda: site.retained("naturevision/unit-1/health").get("skipped_files") == 1, 30,
+                 "skipped_files = 1 in the heartbeat", interval=1)
+        wait_for(lambda: any("; 1 file(s) skipped" in m for m in notify.messages), 10, "the skipped file in STATUS=")
+        assert (tmp_path / "in" / "pipe.png").exists() and not (tmp_path / "done" / "pipe.png").exists()
 
         service.send_signal(signal.SIGTERM)
         assert service.wait(timeout=60) == 0, service.log_path.read_text()
         assert notify.count("STOPPING=1") == 1
         assert site.retained("naturevision/unit-1/status")["state"] == "stopped"
+        assert service.log_path.read_text().count(f'file={tmp_path / "in" / "pipe.png"} msg="skipped: is a FIFO') == 1
         first = {r["id"] for r in stored(db)}
 
         # A restart: the ledger knows every file; nothing is classified or sent twice. Files put

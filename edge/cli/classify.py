@@ -1,6 +1,7 @@
 """`nv-edge classify PATH...`: image and audio files or folders -> one JSON record per frame or audio
 window (or event) on stdout, or a table; `--outbox` also queues them. A file that cannot be read gives
-an error record naming it, and the batch goes on."""
+an error record naming it, and the batch goes on. Only regular files are opened: a FIFO, a device or a
+socket (or a symlink to one) gives an error record saying what it is (`edge/filekind.py`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from edge.cli.progress import Progress
 from edge.cli.table import TableWriter
 from edge.decisions.alerts import resolve_thresholds
 from edge.delivery.outbox import Outbox
+from edge.filekind import not_a_file
 from edge.image.classify import DEFAULT_BATCH, DEFAULT_OVERLAP, ClassifyOptions, classify_frame
 from edge.image.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageError
 from edge.image.records import image_record
@@ -64,11 +66,13 @@ def open_model(path: Path | None, backend: str | None, threads: int | None) -> M
 
 def run(args: argparse.Namespace) -> int:
     inputs = list(iter_inputs(args.paths))
-    images = [p for p in inputs if not is_audio_file(p)]
+    refused = {p: why for p in inputs if (why := not_a_file(p))}  # asked once, before any model is loaded
+    readable = [p for p in inputs if p not in refused]
+    images = [p for p in readable if not is_audio_file(p)]
     overrides = dict(args.threshold)
     audio = model = None
     try:  # audio files go to the audio model (edge/audio/listen.py); each model takes its own labels
-        if len(images) < len(inputs):
+        if len(images) < len(readable):
             audio = listen.AudioFiles(args, overrides, strict=not images)
             overrides = {k: v for k, v in overrides.items() if k not in audio.alert_labels}
         if images or audio is None:
@@ -93,8 +97,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         for path in inputs:
             failed = False
-            for record in audio.records(path, device) if audio is not None and is_audio_file(path) else [
-                    classify_path(model, path, options, device)]:
+            if path in refused:  # never opened: the reader would wait on a FIFO, or read /dev/zero forever
+                kind = "audio" if is_audio_file(path) else "image"
+                records = [error_record(source=str(path), error=f"{path}: {refused[path]}", device=device, kind=kind)]
+            elif audio is not None and is_audio_file(path):
+                records = audio.records(path, device)
+            else:
+                records = [classify_path(model, path, options, device)]
+            for record in records:
                 failed |= "error" in record
                 if outbox is not None:  # first: a record on its way somewhere is a record on the card
                     thumbnail = args.thumbnails and record.get("alert") and record["kind"] == "image"
@@ -113,13 +123,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def iter_inputs(paths: list[str]):
-    """Named files as given (whatever their suffix); folders walked recursively for image and audio files."""
+    """Named files as given (whatever their suffix); folders walked recursively for image and audio files.
+    A folder named like a frame is walked like any other; a symlink to a folder is not followed, but
+    one named like a frame is yielded (to be refused by name, not passed over in silence)."""
     for name in paths:
         path = Path(name)
         if path.is_dir():
             for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for file in sorted(files):
+                links = [d for d in dirs if os.path.islink(os.path.join(root, d))]  # os.walk does not follow them
+                dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in links)
+                for file in sorted(files + links):
                     if not file.startswith(".") and file.lower().endswith(IMAGE_SUFFIXES + AUDIO_SUFFIXES):
                         yield Path(root) / file
         else:

@@ -30,10 +30,12 @@ def status_payload(device: str, state: str) -> bytes:
 
 
 def health_payload(device: str, *, started: float, stats: OutboxStats, outbox_dir: Path,
-                   models: tuple[dict, ...], protocol: str) -> bytes:
+                   models: tuple[dict, ...], protocol: str, skipped_files: int | None = None) -> bytes:
+    """`skipped_files`: entries the watched folders do not read (FIFOs, devices ...); left out when
+    the caller has no sources (`nv-edge publish`)."""
     now = time.time()
     oldest = stats.oldest_age_s(now)
-    return _json({
+    payload = {
         "schema": PAYLOAD_SCHEMA,
         "device": device,
         "time": iso_utc(datetime.now(timezone.utc)),
@@ -52,7 +54,10 @@ def health_payload(device: str, *, started: float, stats: OutboxStats, outbox_di
         "cpu_temp_c": cpu_temperature_c(),
         "models": [dict(m) for m in models],
         "clock": clock_synchronised(),
-    })
+    }
+    if skipped_files is not None:
+        payload["skipped_files"] = skipped_files
+    return _json(payload)
 
 
 def system_uptime_s() -> float | None:

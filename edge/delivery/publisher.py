@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
@@ -57,8 +58,11 @@ class PublisherOptions:
 
 
 class Publisher:
-    def __init__(self, outbox: Outbox, settings: BrokerSettings, options: PublisherOptions):
+    def __init__(self, outbox: Outbox, settings: BrokerSettings, options: PublisherOptions, *,
+                 skipped_files: Callable[[], int] | None = None):
+        """`skipped_files` counts, for each heartbeat, what the unit's watched folders leave alone."""
         self.outbox = outbox
+        self.skipped_files = skipped_files
         self.settings = settings
         self.options = options
         self.started = time.monotonic()
@@ -242,7 +246,8 @@ class Publisher:
         self._commit(now, force=True)  # the depth we report is the depth on disk
         payload = health_payload(self.options.device, started=self.started, stats=self.outbox.stats(),
                                  outbox_dir=self.outbox.path.parent, models=self.options.models,
-                                 protocol=self.settings.protocol)
+                                 protocol=self.settings.protocol,
+                                 skipped_files=self.skipped_files() if self.skipped_files else None)
         self.link.client.publish(self._topic(topics.HEALTH), payload, qos=1, retain=True)
 
     def _shutdown(self) -> None:

@@ -33,6 +33,7 @@ from edge.service.audio_pipeline import AudioPipeline
 from edge.service.context import ClockWatch, Context, Counters
 from edge.service.image_pipeline import ImagePipeline
 from edge.service.liveness import Liveness
+from edge.sources.folder import skipped_files
 
 log = logging.getLogger("nv.service")
 
@@ -57,6 +58,7 @@ def run(cfg: EdgeConfig, *, drain_s: float = 5.0) -> int:
     liveness = Liveness(cfg.device.stall_s)
     ctx = Context(cfg=cfg, outbox=outbox, liveness=liveness, counters=counters, clock=ClockWatch(), stop=stop)
     pipelines = build_pipelines(ctx)
+    sources = [source for p in pipelines for source in p.sources]
     if not pipelines:
         log.warning("the config has neither [image] nor [audio]: only the publisher runs")
 
@@ -68,7 +70,8 @@ def run(cfg: EdgeConfig, *, drain_s: float = 5.0) -> int:
         from edge.delivery.publisher import Publisher
 
         publisher_outbox = Outbox(outbox_path)
-        publisher = Publisher(publisher_outbox, broker_settings(cfg), publisher_options(cfg))
+        publisher = Publisher(publisher_outbox, broker_settings(cfg), publisher_options(cfg),
+                              skipped_files=lambda: skipped_files(sources))
         threads.append(threading.Thread(target=_guard(lambda: publisher.run(publisher_stop), "publisher", stop, failed),
                                         name="publisher", daemon=True))
     for t in threads:
@@ -92,7 +95,7 @@ def run(cfg: EdgeConfig, *, drain_s: float = 5.0) -> int:
             sdnotify.notify(f"STATUS=stalled: {stalls[0].worker} on {stalls[0].doing}")
             continue
         stalled_reported = False
-        sdnotify.notify("WATCHDOG=1", f"STATUS={counters.line()}; outbox {outbox.depth()}")
+        sdnotify.notify("WATCHDOG=1", f"STATUS={status_line(counters, outbox.depth(), skipped_files(sources))}")
 
     sdnotify.notify("STOPPING=1", "STATUS=stopping: finishing the current item")
     journal.event(log, logging.INFO, "stopping")
@@ -109,6 +112,12 @@ def run(cfg: EdgeConfig, *, drain_s: float = 5.0) -> int:
     outbox.close()
     journal.event(log, logging.INFO, "stopped", summary=counters.line())
     return 1 if failed else 0
+
+
+def status_line(counters: Counters, depth: int, skipped: int) -> str:
+    """What STATUS= says while all is well; entries the folders skip are named in the journal."""
+    line = f"{counters.line()}; outbox {depth}"
+    return f"{line}; {skipped} file(s) skipped, not regular files (see the journal)" if skipped else line
 
 
 def _unsent(outbox: Outbox) -> bool:

@@ -6,6 +6,11 @@ watching, so a copy in progress is never read early. Files in progress by name a
 at: hidden files (rsync's `.name.XXXXXX`), `*.part`, `*.tmp`, `*.crdownload`, `*.filepart`, `*~`.
 Settled files are offered oldest mtime first.
 
+Only regular files are read. An entry named like a frame or clip that is a FIFO, a device, a socket,
+a directory (when not `recursive`), or a symlink that is dangling, leads to any of those, or leads
+out of the watched folder is skipped: one warning per entry (again only if it changes), and counted
+in `skipped()` for the heartbeat. A symlink to a regular file inside the folder is read like the file.
+
 Every offered file carries the record id the ledger claimed for it (`edge/sources/ledger.py`
 gives the order of outbox and ledger writes that survives a crash). After `done()`: keep, delete,
 or move into `done_dir` (a name already there gets a `-1`, `-2` ... suffix; nothing is
@@ -26,6 +31,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge.filekind import not_a_file
 from edge.image.decode import IMAGE_SUFFIXES
 from edge.sources.item import AUDIO, IMAGE, Item, SourceError
 from edge.sources.ledger import FileKey, Ledger
@@ -89,6 +95,8 @@ class FolderSource:
         self._last_scan: float | None = None
         self._missing = False
         self._last_prune = monotonic()
+        self._real_root = Path(os.path.realpath(self.root))
+        self._skipped: dict[str, str] = {}  # relative path -> why, as of the last scan
 
     # -- the source surface ----------------------------------------------------------------------
 
@@ -163,26 +171,36 @@ class FolderSource:
     def close(self) -> None:
         pass
 
+    def skipped(self) -> dict[str, str]:
+        """Entries named like a frame or clip that the last scan left alone, and why."""
+        return dict(self._skipped)
+
     # -- scanning --------------------------------------------------------------------------------
 
     def _scan(self) -> dict[str, tuple[int, int]] | None:
         """Relative path -> (size, mtime_ns) of candidate files; None when the folder is gone."""
         found: dict[str, tuple[int, int]] = {}
+        skipped: dict[str, str] = {}
         try:
-            self._scan_dir(self.root, "", found)
+            self._scan_dir(self.root, "", found, skipped)
         except OSError as exc:
             if not self._missing:
                 log.warning("source %r: folder %s is not readable (%s); waiting for it to come back "
                             "(SD card pulled or unmounted?)", self.name, self.root, exc.strerror or exc)
             self._missing = True
             self._watch.clear()  # what comes back may be another card: watch it settle afresh
+            self._skipped = {}
             return None
         if self._missing:
             log.warning("source %r: folder %s is back", self.name, self.root)
             self._missing = False
+        for rel, why in skipped.items():
+            if self._skipped.get(rel) != why:  # once per entry, not once per scan
+                log.warning("skipped: %s", why, extra={"fields": {"source": self.name, "file": str(self.root / rel)}})
+        self._skipped = skipped  # one assignment: the heartbeat's thread reads it
         return found
 
-    def _scan_dir(self, folder: Path, prefix: str, found: dict[str, tuple[int, int]]) -> None:
+    def _scan_dir(self, folder: Path, prefix: str, found: dict[str, tuple[int, int]], skipped: dict[str, str]) -> None:
         with os.scandir(folder) as entries:  # an OSError here on the root means the folder is gone
             for entry in entries:
                 name = entry.name
@@ -190,20 +208,36 @@ class FolderSource:
                     continue
                 try:
                     if entry.is_dir(follow_symlinks=False):
-                        if self.recursive and Path(entry.path) != self.done_dir:
+                        if Path(entry.path) == self.done_dir:
+                            continue
+                        if self.recursive:
                             try:
-                                self._scan_dir(Path(entry.path), f"{prefix}{name}/", found)
+                                self._scan_dir(Path(entry.path), f"{prefix}{name}/", found, skipped)
                             except OSError as exc:  # one unreadable sub-folder must not hide the rest
                                 log.debug("source %r: skipping %s: %s", self.name, entry.path, exc)
-                        continue
+                            continue
                     lower = name.lower()
                     if lower.endswith(IN_PROGRESS_SUFFIXES) or not lower.endswith(self.suffixes):
+                        continue
+                    why = None if entry.is_file(follow_symlinks=False) else self._refusal(entry)
+                    if why is not None:
+                        skipped[prefix + name] = why
                         continue
                     st = entry.stat()
                 except OSError:  # gone between listing and stat: the next scan sees what is there
                     continue
                 if entry.is_file():
                     found[prefix + name] = (st.st_size, st.st_mtime_ns)
+
+    def _refusal(self, entry: os.DirEntry) -> str | None:
+        """Why an entry that is not a plain regular file is not read; None for a symlink to a
+        regular file inside the watched folder."""
+        why = not_a_file(entry.path)
+        if why is None and entry.is_symlink():
+            target = Path(os.path.realpath(entry.path))
+            if not target.is_relative_to(self._real_root):
+                why = f"is a symlink out of the watched folder (to {target})"
+        return why
 
     # -- after done ------------------------------------------------------------------------------
 
@@ -226,6 +260,11 @@ class FolderSource:
                 self._after_failed.add(key)
             return
         self._after_failed.discard(key)
+
+
+def skipped_files(sources) -> int:
+    """How many entries the watched folders among `sources` leave alone (FolderSource.skipped)."""
+    return sum(len(source.skipped()) for source in sources if isinstance(source, FolderSource))
 
 
 def _unchanged(path: Path, key: FileKey) -> bool:

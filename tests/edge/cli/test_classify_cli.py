@@ -16,6 +16,7 @@ import pytest
 from imagefiles import GREEN, RED, encode, scene_with_block, solid
 from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
+from specialfiles import NOT_FILES, make_special_entries
 
 from edge.records.schemas import load_schema
 
@@ -24,11 +25,12 @@ SCHEMA = load_schema("detection")
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
 
 
-def run_cli(*args, check_rc: int | None = 0, **kwargs) -> subprocess.CompletedProcess:
+def run_cli(*args, check_rc: int | None = 0, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT), NV_DEVICE="unit-7")
     env.pop("NV_MODEL", None)
     streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE} | kwargs
-    proc = subprocess.run([sys.executable, "-m", "edge.cli", *map(str, args)], text=True, env=env, timeout=300, **streams)
+    proc = subprocess.run([sys.executable, "-m", "edge.cli", *map(str, args)], text=True, env=env, timeout=timeout,
+                          **streams)
     if check_rc is not None:
         assert proc.returncode == check_rc, proc.stderr
     return proc
@@ -92,6 +94,31 @@ def test_batch_of_good_and_bad_frames(tiny_int8, batch):
     for record in out.values():
         assert record["device"] == "unit-7" and record["kind"] == "image"
     assert len({r["id"] for r in out.values()}) == len(out)
+
+
+def test_fifos_sockets_and_links_to_devices_give_error_records_without_being_opened(tiny_int8, tmp_path):
+    """Real FIFOs (a frame and a clip: the audio reader is guarded too), a socket, symlinks to /dev/zero,
+    to nothing and to a folder: opening any of them would hang the batch, so a timeout fails the test."""
+    card = tmp_path / "card"
+    card.mkdir()
+    (card / "red.png").write_bytes(encode(solid(RED), "PNG"))
+    (tmp_path / "green.png").write_bytes(encode(solid(GREEN), "PNG"))
+    make_special_entries(card, tmp_path / "green.png")
+    (card / "dir.png" / "inner.png").write_bytes(encode(solid(GREEN), "PNG"))
+    proc = run_cli("classify", card, card / "fifo.png", card / "zero.png", "--model", tiny_int8, timeout=120)
+    out = records(proc)
+    by_name: dict[str, list[dict]] = {}
+    for record in out:
+        by_name.setdefault(Path(record["source"]).name, []).append(record)
+    assert sorted(by_name) == sorted({"red.png", "inner.png", "out.png"} | set(NOT_FILES))
+    for name, why in NOT_FILES.items():
+        for record in by_name[name]:
+            assert "label" not in record and record["error"].startswith(f"{card / name}: {why}"), record["error"]
+            assert record["kind"] == ("audio" if name == "clip.wav" else "image")
+    assert len(by_name["fifo.png"]) == len(by_name["zero.png"]) == 2  # from the folder and from the command line
+    # regular files read as always: a folder named like a frame is walked, a link out of the folder is followed
+    assert [r["label"] for r in by_name["red.png"]] == ["mining"]
+    assert [r["label"] for r in by_name["inner.png"] + by_name["out.png"]] == ["not_mining", "not_mining"]
 
 
 def test_tiled_scene_points_at_the_block(tiny_int8, tmp_path):

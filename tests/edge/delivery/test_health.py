@@ -51,5 +51,16 @@ def test_payloads_match_their_schemas(tmp_path):
     schema("health").validate(health)
     assert health["outbox"]["depth"] == 3 and 89 <= health["outbox"]["oldest_age_s"] < 120
     assert health["uptime_s"] >= 5 and health["disk_free_bytes"] > 0
+    assert "skipped_files" not in health  # nv-edge publish has no sources to count
     for state in ("online", "offline", "stopped"):
         schema("status").validate(json.loads(status_payload("unit-1", state)))
+
+
+def test_the_count_of_skipped_files_is_an_optional_field(tmp_path):
+    stats = OutboxStats(depth=0, unsent=0, bytes=0, oldest_queued=None, evicted={}, commits=0)
+    health = json.loads(health_payload("unit-1", started=time.monotonic(), stats=stats, outbox_dir=tmp_path,
+                                       models=(), protocol="5", skipped_files=3))
+    schema("health").validate(health)
+    assert health["skipped_files"] == 3
+    assert not schema("health").is_valid(health | {"skipped_files": -1})
+    assert not schema("health").is_valid(health | {"skipped_files": "3"})

@@ -11,11 +11,18 @@ import threading
 import time
 from pathlib import Path
 
+import jsonschema
+from specialfiles import make_special_entries
+
 from edge.config import load_config
+from edge.delivery.health import health_payload
 from edge.delivery.outbox import Outbox
+from edge.records.schemas import load_schema
 from edge.service.context import ClockWatch, Context, Counters
 from edge.service.image_pipeline import ImagePipeline
 from edge.service.liveness import Liveness
+from edge.service.run import status_line
+from edge.sources.folder import skipped_files
 
 ROOT = Path(__file__).resolve().parents[3]
 MODEL = ROOT / "models" / "mining-s2" / "mining-s2.nvm"
@@ -103,3 +110,33 @@ def test_an_unreadable_frame_becomes_an_error_record_and_is_done(tmp_path):
     assert "torn.jpg" in record["error"] and record["id"] == item.record_id
     assert "geo" not in record and record["clock_synchronized"] is True
     assert source.poll() == []  # done: not offered again
+
+
+def test_what_the_folder_skips_reaches_the_heartbeat_and_the_status_line(tmp_path):
+    """FIFOs, a socket, a folder and symlinks to /dev/zero, to nothing, out of the folder, beside one
+    frame: the pipeline's own loop classifies the frame, hangs on none of them, and counts them."""
+    p = pipeline(tmp_path, clock=True)
+    tile = TILES / "not_mining__gc727b5c4__0.png"
+    shutil.copy(tile, tmp_path / "in" / "frame.png")
+    make_special_entries(tmp_path / "in", tile)
+    loop = threading.Thread(target=p.run, daemon=True)
+    loop.start()
+    deadline = time.monotonic() + 60
+    while p.ctx.counters.frames < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # a few more scans
+    p.ctx.stop.set()
+    loop.join(timeout=30)
+    assert not loop.is_alive() and p.ctx.counters.frames == 1
+    # fifo.png sock.png zero.png dangling.png linkdir.png dir.png out.png; clip.wav is no frame's name
+    assert skipped_files(p.sources) == 7
+    health = json.loads(health_payload("unit-9", started=time.monotonic(), stats=p.ctx.outbox.stats(),
+                                       outbox_dir=tmp_path, models=(), protocol="5",
+                                       skipped_files=skipped_files(p.sources)))
+    p.ctx.outbox.close()
+    assert [Path(r["source"]).name for r in outbox_records(tmp_path)] == ["frame.png"]
+    jsonschema.Draft202012Validator(load_schema("health")).validate(health)
+    assert health["skipped_files"] == 7
+    status = status_line(p.ctx.counters, 0, 7)
+    assert status.endswith("; outbox 0; 7 file(s) skipped, not regular files (see the journal)")
+    assert "skipped" not in status_line(p.ctx.counters, 0, 0)
