@@ -16,17 +16,49 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge.doctor.broker import (CERT_WARN_DAYS, NETWORK_TIMEOUT_S, check_broker, check_broker_login,
-                                check_broker_reach, check_broker_tls)
+from edge.doctor.broker import (
+    CERT_WARN_DAYS,
+    NETWORK_TIMEOUT_S,
+    check_broker,
+    check_broker_login,
+    check_broker_reach,
+    check_broker_tls,
+)
 from edge.doctor.check import FAIL, OK, WARN, Check, fail, ok, skipped, warn
 from edge.doctor.config import check_config, fallback_state_dir
-from edge.doctor.devices import (check_folder, check_input_device, check_microphone, check_picamera, check_snapshot,
-                                 check_source, check_sources, count_files)
-from edge.doctor.models import (AUDIO_HOP_SHARE, IMAGE_BATCH_MAX_S, LATENCY_RUNS, check_interpreter, check_model,
-                                check_models, median_latency_s)
-from edge.doctor.system import (CLOCK_BACKWARDS_S, CLOCK_MIN_YEAR, DISK_FAIL_BYTES, DISK_WARN_BYTES,
-                                DISK_WARN_FRACTION, OUTBOX_OLD_S, SET_CLOCK, check_clock, check_disk, check_outbox,
-                                disk_status, newest_queued)
+from edge.doctor.devices import (
+    check_folder,
+    check_input_device,
+    check_microphone,
+    check_picamera,
+    check_snapshot,
+    check_source,
+    check_sources,
+    count_files,
+)
+from edge.doctor.models import (
+    AUDIO_HOP_SHARE,
+    IMAGE_BATCH_MAX_S,
+    LATENCY_RUNS,
+    check_interpreter,
+    check_model,
+    check_models,
+    median_latency_s,
+)
+from edge.doctor.system import (
+    CLOCK_BACKWARDS_S,
+    CLOCK_MIN_YEAR,
+    DISK_FAIL_BYTES,
+    DISK_WARN_BYTES,
+    DISK_WARN_FRACTION,
+    OUTBOX_OLD_S,
+    SET_CLOCK,
+    check_clock,
+    check_disk,
+    check_outbox,
+    disk_status,
+    newest_queued,
+)
 
 __all__ = [
     "OK", "WARN", "FAIL", "Check", "ok", "warn", "fail", "skipped", "run_checks",

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from edge.audio.microphone import PORTAUDIO_HINT, MicrophoneError, find_device, import_sounddevice
 from edge.config import ConfigError, EdgeConfig, FolderSource, HttpSource, MicrophoneSource, PicameraSource
-from edge.doctor.check import Check, fail, ok, skipped
+from edge.doctor.check import Check, fail, ok, skipped, warn
 from edge.features.logmel import LogMelSpec
 from edge.image.decode import IMAGE_SUFFIXES
-from edge.sources.folder import AUDIO_SUFFIXES, IN_PROGRESS_SUFFIXES
+from edge.sources.folder import AUDIO_SUFFIXES, scan_folder
 from edge.sources.item import SourceError
 from edge.sources.picamera import import_picamera2
 from edge.sources.snapshot import SnapshotSource
@@ -99,22 +99,26 @@ def check_folder(source: FolderSource, suffixes: tuple[str, ...]) -> Check:
         if not os.access(target, os.W_OK | os.X_OK):
             return fail(name, f"done_dir {source.done_dir}: this user cannot write there",
                         "Give the service's user write access to it, or fix done_dir in the config.")
-    count = count_files(path, source.suffixes or suffixes, source.recursive)
+    count, skipped = count_files(path, source.suffixes or suffixes, source.recursive, source.done_dir)
     access = "readable and writable" if writes else "readable"
     waiting = (f"{count} file(s) waiting" if writes
                else f"{count} file(s) in it (after = \"keep\": read files stay, the ledger knows which)")
+    if skipped:
+        first = next(iter(sorted(skipped.items())))
+        return warn(name, f"{path}: {access}, {waiting}; {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} "
+                    f"named like a frame or clip will be skipped ({first[0]} {first[1]})",
+                    "Replace them with regular files, or remove them: the service never reads them.")
     return ok(name, f"{path}: {access}, {waiting}")
 
 
-def count_files(folder: Path, suffixes: tuple[str, ...], recursive: bool) -> int:
-    """Files the folder source would look at (the same name rules as edge/sources/folder.py)."""
-    suffixes = tuple(s.lower() for s in suffixes)
-    count = 0
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")] if recursive else []
-        count += sum(1 for f in files if not f.startswith(".") and f.lower().endswith(suffixes)
-                     and not f.lower().endswith(IN_PROGRESS_SUFFIXES))
-    return count
+def count_files(folder: Path, suffixes: tuple[str, ...], recursive: bool,
+                done_dir: Path | None = None) -> tuple[int, dict[str, str]]:
+    """(files the folder source would read, entries it would skip and why): the source's own rules."""
+    found: dict[str, tuple[int, int]] = {}
+    skipped: dict[str, str] = {}
+    scan_folder(folder, tuple(s.lower() for s in suffixes), recursive=recursive, done_dir=done_dir,
+                found=found, skipped=skipped)
+    return len(found), skipped
 
 
 def check_snapshot(source: HttpSource) -> Check:

@@ -95,7 +95,6 @@ class FolderSource:
         self._last_scan: float | None = None
         self._missing = False
         self._last_prune = monotonic()
-        self._real_root = Path(os.path.realpath(self.root))
         self._skipped: dict[str, str] = {}  # relative path -> why, as of the last scan
 
     # -- the source surface ----------------------------------------------------------------------
@@ -182,7 +181,8 @@ class FolderSource:
         found: dict[str, tuple[int, int]] = {}
         skipped: dict[str, str] = {}
         try:
-            self._scan_dir(self.root, "", found, skipped)
+            scan_folder(self.root, self.suffixes, recursive=self.recursive, done_dir=self.done_dir,
+                        found=found, skipped=skipped, log_name=self.name)
         except OSError as exc:
             if not self._missing:
                 log.warning("source %r: folder %s is not readable (%s); waiting for it to come back "
@@ -199,45 +199,6 @@ class FolderSource:
                 log.warning("skipped: %s", why, extra={"fields": {"source": self.name, "file": str(self.root / rel)}})
         self._skipped = skipped  # one assignment: the heartbeat's thread reads it
         return found
-
-    def _scan_dir(self, folder: Path, prefix: str, found: dict[str, tuple[int, int]], skipped: dict[str, str]) -> None:
-        with os.scandir(folder) as entries:  # an OSError here on the root means the folder is gone
-            for entry in entries:
-                name = entry.name
-                if name.startswith("."):
-                    continue
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        if Path(entry.path) == self.done_dir:
-                            continue
-                        if self.recursive:
-                            try:
-                                self._scan_dir(Path(entry.path), f"{prefix}{name}/", found, skipped)
-                            except OSError as exc:  # one unreadable sub-folder must not hide the rest
-                                log.debug("source %r: skipping %s: %s", self.name, entry.path, exc)
-                            continue
-                    lower = name.lower()
-                    if lower.endswith(IN_PROGRESS_SUFFIXES) or not lower.endswith(self.suffixes):
-                        continue
-                    why = None if entry.is_file(follow_symlinks=False) else self._refusal(entry)
-                    if why is not None:
-                        skipped[prefix + name] = why
-                        continue
-                    st = entry.stat()
-                except OSError:  # gone between listing and stat: the next scan sees what is there
-                    continue
-                if entry.is_file():
-                    found[prefix + name] = (st.st_size, st.st_mtime_ns)
-
-    def _refusal(self, entry: os.DirEntry) -> str | None:
-        """Why an entry that is not a plain regular file is not read; None for a symlink to a
-        regular file inside the watched folder."""
-        why = not_a_file(entry.path)
-        if why is None and entry.is_symlink():
-            target = Path(os.path.realpath(entry.path))
-            if not target.is_relative_to(self._real_root):
-                why = f"is a symlink out of the watched folder (to {target})"
-        return why
 
     # -- after done ------------------------------------------------------------------------------
 
@@ -260,6 +221,55 @@ class FolderSource:
                 self._after_failed.add(key)
             return
         self._after_failed.discard(key)
+
+
+def scan_folder(root: Path, suffixes: tuple[str, ...], *, recursive: bool, done_dir: Path | None,
+                found: dict[str, tuple[int, int]], skipped: dict[str, str], log_name: str = "",
+                _folder: Path | None = None, _prefix: str = "") -> None:
+    """The name and file-kind rules of a watched folder, in one place (the source and `nv-edge doctor`):
+    fills `found` (relative path -> (size, mtime_ns) of each file to read) and `skipped` (relative path ->
+    why an entry named like a frame or clip is left alone). Raises OSError when `root` cannot be listed."""
+    folder = root if _folder is None else _folder
+    real_root = Path(os.path.realpath(root))
+    with os.scandir(folder) as entries:  # an OSError here on the root means the folder is gone
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if Path(entry.path) == done_dir:
+                        continue
+                    if recursive:
+                        try:
+                            scan_folder(root, suffixes, recursive=True, done_dir=done_dir, found=found, skipped=skipped,
+                                        log_name=log_name, _folder=Path(entry.path), _prefix=f"{_prefix}{name}/")
+                        except OSError as exc:  # one unreadable sub-folder must not hide the rest
+                            log.debug("source %r: skipping %s: %s", log_name, entry.path, exc)
+                        continue
+                lower = name.lower()
+                if lower.endswith(IN_PROGRESS_SUFFIXES) or not lower.endswith(suffixes):
+                    continue
+                why = None if entry.is_file(follow_symlinks=False) else _refusal(entry, real_root)
+                if why is not None:
+                    skipped[_prefix + name] = why
+                    continue
+                st = entry.stat()
+            except OSError:  # gone between listing and stat: the next scan sees what is there
+                continue
+            if entry.is_file():
+                found[_prefix + name] = (st.st_size, st.st_mtime_ns)
+
+
+def _refusal(entry: os.DirEntry, real_root: Path) -> str | None:
+    """Why an entry that is not a plain regular file is not read; None for a symlink to a regular
+    file inside the watched folder."""
+    why = not_a_file(entry.path)
+    if why is None and entry.is_symlink():
+        target = Path(os.path.realpath(entry.path))
+        if not target.is_relative_to(real_root):
+            why = f"is a symlink out of the watched folder (to {target})"
+    return why
 
 
 def skipped_files(sources) -> int:

@@ -5,6 +5,7 @@ TLS, client certificates and passwords (tests/broker.py), real folders, outboxes
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -213,6 +214,20 @@ def test_a_missing_folder_fails(unit):
     assert checks["config"].status == FAIL
     assert f"[image.sources[1].path]: {unit.incoming}: no such folder" in checks["config"].found
     assert checks["disk"].status in STATUSES and checks["clock"].status in STATUSES
+
+
+def test_the_folder_check_counts_what_the_service_reads_and_warns_of_what_it_skips(unit):
+    """The doctor counts with the folder source's own rules: a FIFO or a symlink to /dev/zero named like a
+    frame is not a file waiting, it is an entry the service will skip, and the doctor says so."""
+    cfg = load_config(unit.config())
+    (unit.incoming / "frame0.jpg").write_bytes(JPEG)
+    os.mkfifo(unit.incoming / "stuck.png")
+    (unit.incoming / "zero.jpg").symlink_to("/dev/zero")
+    (check,) = check_sources(cfg)
+    assert check.status == WARN
+    assert f"{unit.incoming}: readable and writable, 1 file(s) waiting; 2 entries named like a frame or clip" in check.found
+    assert "stuck.png is a FIFO, not a file" in check.found
+    assert "regular files" in check.fix
 
 
 # -- models ------------------------------------------------------------------------------------------------
