@@ -1,4 +1,7 @@
-"""A loaded model: a verified bundle plus a running interpreter whose tensors match its manifest."""
+"""A loaded model: a verified bundle plus a running interpreter whose tensors match its manifest.
+
+`load_model` is the one way every command gets a model (`nv-edge run`, `config check`, `classify`,
+`listen`, `doctor`), so they all accept and refuse the same bundles."""
 
 from __future__ import annotations
 
@@ -51,11 +54,15 @@ def pixel_table(manifest: Manifest, runner: Runner) -> np.ndarray | None:
     return table[:, 0].copy() if (table == table[:, :1]).all() else table
 
 
-def load_model(path: str | Path, backend: str | None = None, num_threads: int | None = None) -> Model:
-    """Read and verify the bundle (checksums, manifest), open it on an interpreter and check the
-    manifest against the real tensors."""
+def load_model(path: str | Path, backend: str | None = None, num_threads: int | None = None, *,
+               task: str | None = None) -> Model:
+    """Read and verify the bundle (checksums, manifest), refuse it when `task` is given and the model
+    is for another task, open it on an interpreter and check the manifest against the real tensors."""
     bundle = read_bundle(path)
     manifest = bundle.manifest
+    if task is not None and manifest.task != task:
+        raise BundleError(f"{bundle.path}: is an {manifest.task} model, not an {task} model; "
+                          f"pass an {task} model bundle (.nvm)")
     try:
         runner = Runner(bundle.model_bytes, backend=backend, num_threads=num_threads)
     except BackendError as exc:

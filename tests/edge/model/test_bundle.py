@@ -231,3 +231,11 @@ def test_a_manifest_that_promises_other_tensors_is_refused_at_load(tmp_path, how
     with pytest.raises(BundleError, match=r"wrong\.nvm: model and manifest disagree: " + MISMATCHES[how][1]):
         load_model(wrong)
 
+
+def test_load_model_refuses_a_model_of_another_task(tiny_int8, tiny_audio_models):
+    with pytest.raises(BundleError, match=f"{tiny_int8}: is an image model, not an audio model; pass an audio model bundle"):
+        load_model(tiny_int8, task="audio")
+    audio = tiny_audio_models["int8"]
+    with pytest.raises(BundleError, match=f"{audio}: is an audio model, not an image model; pass an image model bundle"):
+        load_model(audio, task="image")
+    assert load_model(audio, task="audio").manifest.task == "audio"
