@@ -57,11 +57,12 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     listen.add_classify_arguments(c)
 
 
-def open_model(path: Path | None, backend: str | None, threads: int | None) -> Model:
+def open_model(path: Path | None, backend: str | None, threads: int | None, task: str | None = "image") -> Model:
+    """--model, or the shipped model; `task=None` takes a model of either task (`nv-edge info`)."""
     path = path or default_model_path()
     if path is None:
         raise BundleError(f"no model given and no default found (models/{DEFAULT_MODEL_NAME}); pass --model PATH")
-    return load_model(path, backend=backend, num_threads=threads)
+    return load_model(path, backend=backend, num_threads=threads, task=task)
 
 
 def run(args: argparse.Namespace) -> int:

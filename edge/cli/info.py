@@ -16,7 +16,7 @@ def add_arguments(i: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    model = open_model(args.model, args.backend, None)
+    model = open_model(args.model, args.backend, None, task=None)
     info = {
         "path": str(model.path),
         "backend": f"{model.runner.backend} {model.runner.backend_version}",

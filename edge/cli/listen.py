@@ -119,9 +119,7 @@ def open_classifier(path: Path | None, overrides: dict[str, float], *, hop_s: fl
     if path is None:
         raise BundleError(f"no audio model given and no default found (models/{DEFAULT_AUDIO_MODEL_NAME}); "
                           "pass --audio-model PATH or set $NV_AUDIO_MODEL")
-    model = load_model(path, backend=backend, num_threads=threads)
-    if model.manifest.task != "audio":
-        raise BundleError(f"{path}: is an {model.manifest.task} model, not an audio model; pass an audio bundle")
+    model = load_model(path, backend=backend, num_threads=threads, task="audio")
     if not strict:
         overrides = {k: v for k, v in overrides.items() if k == "*" or k in model.manifest.alert_labels}
     thresholds = resolve_thresholds(model.manifest, overrides)  # ValueError names the label

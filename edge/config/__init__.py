@@ -1,8 +1,9 @@
 """The field unit's config file: one TOML (`/etc/naturevision/edge.toml`) read into frozen dataclasses.
 
-`load_config(path)` checks everything a running service would trip over later, at once and without
-starting an interpreter: unknown keys, types and ranges, that model bundles open (checksum, manifest),
-that each model's task matches its section, that threshold overrides name alert labels of that model,
+`load_config(path)` checks everything a running service would trip over later, at once: unknown keys,
+types and ranges, that each model bundle loads as the service loads it (`edge.model.loaded.load_model`:
+checksums, manifest, the section's task, and the manifest against the interpreter's real tensors; the
+interpreter is opened for a moment and closed), that threshold overrides name alert labels of that model,
 and that the files it names (CA, client certificate, password files, watched folders) are there.
 Every error is a `ConfigError` that names the file and the key: "<file>: [section.key]: problem;
 expected ...". Array tables are counted from 1 as people count them: `image.sources[1]` is the first

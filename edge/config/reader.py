@@ -28,8 +28,9 @@ from edge.delivery.connection import DEFAULT_PORT, PROTOCOLS
 from edge.delivery.publisher import CONFIRM_MODES
 from edge.image.classify import DEFAULT_BATCH, DEFAULT_OVERLAP
 from edge.image.tiling import MAX_OVERLAP
-from edge.model.bundle import BundleError, Manifest, read_bundle
+from edge.model.bundle import BundleError, Manifest
 from edge.model.interpreter import BACKENDS
+from edge.model.loaded import load_model
 
 
 def load_config(path: str | Path) -> EdgeConfig:
@@ -81,7 +82,9 @@ class _Reader(TomlValues):
     def image(self, raw: Any) -> ImageConfig:
         t = self.table(raw, "image", required=("model", "sources"),
                        optional=("tile", "overlap", "thresholds", "backend", "threads", "batch", "thumbnails", "events"))
-        model, manifest = self.model(t, "image")
+        backend = self.choice(t, "image.backend", tuple(BACKENDS))
+        threads = self.integer(t, "image.threads", low=1) if "threads" in t else None
+        model, manifest = self.model(t, "image", backend, threads)
         sources = t["sources"]
         if not isinstance(sources, list) or not sources or not all(isinstance(s, dict) for s in sources):
             raise self.fail("image.sources", f"got {shown(sources)}", "one or more [[image.sources]] tables")
@@ -91,8 +94,7 @@ class _Reader(TomlValues):
             thresholds=self.thresholds(t, "image", manifest),
             tile=self.integer(t, "image.tile", low=0) if "tile" in t else None,
             overlap=self.number(t, "image.overlap", low=0, high=MAX_OVERLAP, default=DEFAULT_OVERLAP),
-            backend=self.choice(t, "image.backend", tuple(BACKENDS)),
-            threads=self.integer(t, "image.threads", low=1) if "threads" in t else None,
+            backend=backend, threads=threads,
             batch=self.integer(t, "image.batch", low=1, default=DEFAULT_BATCH),
             thumbnails=self.boolean(t, "image.thumbnails", default=False),
             events=self.image_events(t["events"]) if "events" in t else None,
@@ -101,7 +103,9 @@ class _Reader(TomlValues):
     def audio(self, raw: Any) -> AudioConfig:
         t = self.table(raw, "audio", required=("model", "source"),
                        optional=("thresholds", "hop_s", "rms_gate_dbfs", "per_window", "backend", "threads", "events"))
-        model, manifest = self.model(t, "audio")
+        backend = self.choice(t, "audio.backend", tuple(BACKENDS))
+        threads = self.integer(t, "audio.threads", low=1) if "threads" in t else None
+        model, manifest = self.model(t, "audio", backend, threads)
         return AudioConfig(
             model=model, manifest=manifest,
             source=self.audio_source(t["source"], "audio.source"),
@@ -109,8 +113,7 @@ class _Reader(TomlValues):
             hop_s=self.number(t, "audio.hop_s", low=0.01, high=60, default=0.5),
             rms_gate_dbfs=self.number(t, "audio.rms_gate_dbfs", low=-200, high=0, default=-60.0),
             per_window=self.boolean(t, "audio.per_window", default=False),
-            backend=self.choice(t, "audio.backend", tuple(BACKENDS)),
-            threads=self.integer(t, "audio.threads", low=1) if "threads" in t else None,
+            backend=backend, threads=threads,
             events=self.events(t["events"], "audio.events") if "events" in t else EventRules(),
         )
 
@@ -256,18 +259,17 @@ class _Reader(TomlValues):
 
     # -- models, thresholds, events
 
-    def model(self, t: dict, section: str) -> tuple[Path, Manifest]:
+    def model(self, t: dict, section: str, backend: str | None, threads: int | None) -> tuple[Path, Manifest]:
+        """The section's bundle, loaded as the service loads it (`load_model`, for a moment): checksums,
+        manifest, task, and the manifest against the interpreter's real tensors."""
         where = f"{section}.model"
         path = self.path_of(t, where, self.here)
         if not path.is_file():
             raise self.fail(where, f"{path}: no such file", "the path of a model bundle (.nvm)")
         try:
-            manifest = read_bundle(path).manifest
+            manifest = load_model(path, backend=backend, num_threads=threads, task=section).manifest
         except BundleError as exc:
-            raise self.fail(where, str(exc), "a readable model bundle (.nvm) made by nv-convert") from None
-        if manifest.task != section:
-            raise self.fail(where, f"{path} is an {manifest.task} model ({manifest.name})",
-                            f"an {section} model (task \"{section}\") in [{section}]")
+            raise self.fail(where, str(exc), f"an {section} model bundle (.nvm) made by nv-convert") from None
         return path, manifest
 
     def thresholds(self, t: dict, section: str, manifest: Manifest) -> dict[str, float]:

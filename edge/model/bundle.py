@@ -2,16 +2,29 @@
 
 The manifest says everything the edge needs to use the model the way it was trained: labels, which
 labels raise alerts, the input spec, what data it learnt from, recommended thresholds and its
-metrics. Loading verifies the SHA-256 of the model bytes and the runtime version; `check_tensors`
-then checks the manifest against the interpreter's real tensors (see `edge.model.loaded`).
+metrics. It carries two checksums (bundle format 2):
+
+- `model_sha256`: SHA-256 of the bytes of `model.tflite`;
+- `manifest_sha256`: SHA-256 of the manifest itself, in canonical JSON without that one key
+  (`manifest_checksum`: `json.dumps(manifest, sort_keys=True, separators=(",", ":"))`). It
+  covers the labels, alert labels, thresholds, input spec and `model_sha256`, hence the model too.
+
+`read_bundle` refuses a bundle whose manifest or model changed after `write_bundle` made it (a bad
+copy, a hand-edited manifest). These are checksums, not signatures: they do not stop someone who
+recomputes them. Format 1 (bundles written before `manifest_sha256`) still loads, with a warning
+that its manifest is unprotected; `write_bundle` always writes format 2, so `write_bundle(path,
+bundle.model_bytes, bundle.manifest)` re-seals a format-1 bundle as it is. Loading also checks the
+runtime version; `edge.model.loaded.load_model` then checks the manifest against the interpreter's
+real tensors.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +32,16 @@ from edge import __version__
 from edge.features.logmel import FeatureSpecError, LogMelSpec
 from edge.features.pixels import InputSpec
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what write_bundle writes
+READABLE_FORMATS = (1, 2)  # 1: no manifest_sha256 (loads with a warning)
 MODEL_ENTRY = "model.tflite"
 MANIFEST_ENTRY = "manifest.json"
 TASKS = ("image", "audio")
 COLOURS = {"image": "rgb", "audio": "log-mel"}  # what the input tensor holds, per task
 INPUT_DTYPES = ("int8", "uint8", "float32")
 RESIZE_RULES = ("bilinear", "nearest", "bicubic")
+
+log = logging.getLogger("nv.model")
 
 
 class BundleError(Exception):
@@ -55,6 +71,7 @@ class Manifest:
     converter_version: str
     min_runtime: str
     model_sha256: str = ""
+    manifest_sha256: str = ""  # "" in format 1
     audio: dict[str, Any] | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     format: int = FORMAT_VERSION
@@ -81,11 +98,17 @@ def version_tuple(text: str) -> tuple[int, ...]:
         raise ValueError(f"{text!r} is not a version like 1.2.3") from None
 
 
-def write_bundle(path: str | Path, model_bytes: bytes, manifest: Manifest) -> Manifest:
-    """Write `path` with the model and its manifest; the checksum is computed here. Returns it."""
-    from dataclasses import replace
+def manifest_checksum(data: dict) -> str:
+    """SHA-256 of a manifest (as parsed from JSON) in canonical form, without its own `manifest_sha256`."""
+    rest = {key: value for key, value in data.items() if key != "manifest_sha256"}
+    return sha256_hex(json.dumps(rest, sort_keys=True, separators=(",", ":")).encode("utf-8"))
 
-    manifest = replace(manifest, model_sha256=sha256_hex(model_bytes))
+
+def write_bundle(path: str | Path, model_bytes: bytes, manifest: Manifest) -> Manifest:
+    """Write `path` in the current format with the model and its manifest; both checksums are
+    computed here. Returns the manifest as written."""
+    manifest = replace(manifest, format=FORMAT_VERSION, model_sha256=sha256_hex(model_bytes), manifest_sha256="")
+    manifest = replace(manifest, manifest_sha256=manifest_checksum(json.loads(manifest.to_json())))
     parse_manifest(json.loads(manifest.to_json()), Path(path))  # never write what we cannot load
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
@@ -97,7 +120,7 @@ def write_bundle(path: str | Path, model_bytes: bytes, manifest: Manifest) -> Ma
 
 
 def read_bundle(path: str | Path) -> Bundle:
-    """Open a bundle and verify its format, runtime version and model checksum."""
+    """Open a bundle and verify its format, runtime version and both checksums (format 1: the model's)."""
     path = Path(path)
     if not path.is_file():
         raise BundleError(f"{path}: no such model bundle; pass --model PATH to a .nvm file")
@@ -123,6 +146,10 @@ def read_bundle(path: str | Path) -> Bundle:
             f"{path}: model checksum mismatch: manifest says {manifest.model_sha256}, "
             f"model.tflite is {actual}; the file is damaged or was edited: copy it again"
         )
+    if not manifest.manifest_sha256:
+        log.warning("%s: bundle format %d: manifest.json (labels, alert labels, thresholds) has no checksum, so an "
+                    "edit to it would go unnoticed; get a format-%d copy of the bundle (nv-convert writes one)",
+                    path, manifest.format, FORMAT_VERSION)
     return Bundle(path=path, manifest=manifest, model_bytes=model_bytes)
 
 
@@ -137,11 +164,12 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
     if not isinstance(data, dict):
         raise BundleError(f"{where}: expected a JSON object")
     fmt = _get(data, "format", int, where)
-    if fmt != FORMAT_VERSION:
+    if fmt not in READABLE_FORMATS:
         raise BundleError(
-            f"{where}: bundle format {fmt}, this runtime reads format {FORMAT_VERSION}; "
+            f"{where}: bundle format {fmt}, this runtime reads formats {' and '.join(map(str, READABLE_FORMATS))}; "
             "upgrade naturevision or convert the model again"
         )
+    sealed = _check_manifest_checksum(data, fmt, path)
     min_runtime = _get(data, "min_runtime", str, where)
     try:
         too_new = version_tuple(min_runtime) > version_tuple(__version__)
@@ -198,10 +226,27 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
         converter_version=_get(data, "converter_version", str, where),
         min_runtime=min_runtime,
         model_sha256=sha,
+        manifest_sha256=sealed,
         audio=audio,
         metrics=metrics,
         format=fmt,
     )
+
+
+def _check_manifest_checksum(data: dict, fmt: int, path: Path) -> str:
+    """The manifest's `manifest_sha256`, verified: first of all, so an edited manifest is named as such
+    rather than by whatever key the edit broke. Format 1 has none ("")."""
+    if fmt < 2 and "manifest_sha256" not in data:
+        return ""
+    stated = _get(data, "manifest_sha256", str, f"{path}: manifest.json")
+    actual = manifest_checksum(data)
+    if stated != actual:
+        raise BundleError(
+            f"{path}: manifest.json was changed after the bundle was made (manifest_sha256 says {stated}, the "
+            f"manifest is {actual}): its labels, alert labels or thresholds cannot be trusted; copy the bundle "
+            "again from its release, or rebuild it with nv-convert"
+        )
+    return stated
 
 
 def _parse_input(raw: dict, where: str) -> InputSpec:
@@ -255,28 +300,3 @@ def _get(data: dict, key: str, kind: type, where: str):
     if kind is int and isinstance(value, bool) or not isinstance(value, kind):
         raise BundleError(f"{where}: {key}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
     return value
-
-
-def check_tensors(
-    manifest: Manifest,
-    path: Path,
-    input_shape: tuple[int, ...],
-    input_dtype: str,
-    output_shape: tuple[int, ...],
-) -> None:
-    """Fail unless the interpreter's real tensors are what the manifest promises."""
-    problems = []
-    if manifest.task == "image":
-        width, height = manifest.input.size
-        if len(input_shape) != 4 or tuple(input_shape[1:]) != (height, width, 3):
-            problems.append(f"input tensor is {list(input_shape)}, manifest says [N, {height}, {width}, 3]")
-    if manifest.task == "audio":
-        spec = LogMelSpec.from_dict(manifest.audio)
-        if len(input_shape) != 4 or tuple(input_shape[1:]) != spec.input_shape:
-            problems.append(f"input tensor is {list(input_shape)}, manifest says [N, {spec.frames}, {spec.n_mels}, 1]")
-    if input_dtype != manifest.input.dtype:
-        problems.append(f"input tensor type is {input_dtype}, manifest says {manifest.input.dtype}")
-    if len(output_shape) != 2 or output_shape[-1] != len(manifest.labels):
-        problems.append(f"output tensor is {list(output_shape)}, manifest lists {len(manifest.labels)} labels")
-    if problems:
-        raise BundleError(f"{path}: model and manifest disagree: {'; '.join(problems)}; rebuild it with nv-convert")

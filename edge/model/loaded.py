@@ -1,4 +1,7 @@
-"""A loaded model: a verified bundle plus a running interpreter whose tensors match its manifest."""
+"""A loaded model: a verified bundle plus a running interpreter whose tensors match its manifest.
+
+`load_model` is the one way every command gets a model (`nv-edge run`, `config check`, `classify`,
+`listen`, `doctor`), so they all accept and refuse the same bundles."""
 
 from __future__ import annotations
 
@@ -7,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.features.logmel import LogMelSpec
 from edge.features.pixels import normalise
-from edge.model.bundle import BundleError, Manifest, check_tensors, read_bundle
+from edge.model.bundle import BundleError, Manifest, read_bundle
 from edge.model.interpreter import BackendError, Runner, quantize
 
 
@@ -50,17 +54,39 @@ def pixel_table(manifest: Manifest, runner: Runner) -> np.ndarray | None:
     return table[:, 0].copy() if (table == table[:, :1]).all() else table
 
 
-def load_model(path: str | Path, backend: str | None = None, num_threads: int | None = None) -> Model:
+def load_model(path: str | Path, backend: str | None = None, num_threads: int | None = None, *,
+               task: str | None = None) -> Model:
+    """Read and verify the bundle (checksums, manifest), refuse it when `task` is given and the model
+    is for another task, open it on an interpreter and check the manifest against the real tensors."""
     bundle = read_bundle(path)
+    manifest = bundle.manifest
+    if task is not None and manifest.task != task:
+        raise BundleError(f"{bundle.path}: is an {manifest.task} model, not an {task} model; "
+                          f"pass an {task} model bundle (.nvm)")
     try:
         runner = Runner(bundle.model_bytes, backend=backend, num_threads=num_threads)
     except BackendError as exc:
         raise BundleError(f"{bundle.path}: {exc}") from None
-    check_tensors(
-        bundle.manifest,
-        bundle.path,
-        input_shape=runner.input.shape,
-        input_dtype=runner.input.dtype,
-        output_shape=runner.output.shape,
-    )
-    return Model(path=bundle.path, manifest=bundle.manifest, runner=runner)
+    check_tensors(manifest, bundle.path, runner)
+    return Model(path=bundle.path, manifest=manifest, runner=runner)
+
+
+def check_tensors(manifest: Manifest, path: Path, runner: Runner) -> None:
+    """Fail unless the interpreter's real tensors are what the manifest promises: the input shape (the
+    image size, or the audio feature spec), the input type, and one output per label."""
+    input_shape, output_shape = runner.input.shape, runner.output.shape
+    problems = []
+    if manifest.task == "image":
+        width, height = manifest.input.size
+        if len(input_shape) != 4 or tuple(input_shape[1:]) != (height, width, 3):
+            problems.append(f"input tensor is {list(input_shape)}, manifest says [N, {height}, {width}, 3]")
+    if manifest.task == "audio":
+        spec = LogMelSpec.from_dict(manifest.audio)
+        if len(input_shape) != 4 or tuple(input_shape[1:]) != spec.input_shape:
+            problems.append(f"input tensor is {list(input_shape)}, manifest says [N, {spec.frames}, {spec.n_mels}, 1]")
+    if runner.input.dtype != manifest.input.dtype:
+        problems.append(f"input tensor type is {runner.input.dtype}, manifest says {manifest.input.dtype}")
+    if len(output_shape) != 2 or output_shape[-1] != len(manifest.labels):
+        problems.append(f"output tensor is {list(output_shape)}, manifest lists {len(manifest.labels)} labels")
+    if problems:
+        raise BundleError(f"{path}: model and manifest disagree: {'; '.join(problems)}; rebuild it with nv-convert")

@@ -10,6 +10,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from bundlefiles import documented_checksum, manifest_of
 from synthetic import write_class_folders
 from tfprocess import nv_convert, run_python
 
@@ -75,6 +76,8 @@ def test_manifest_matches_the_model(converted):
     assert m.metrics["test_balanced_accuracy"]["int8"] == metrics["test"]["int8"]["balanced_accuracy"]
     with zipfile.ZipFile(converted["out"]) as zf:
         assert sorted(zf.namelist()) == ["manifest.json", "model.tflite"]
+    # The current bundle format: the manifest is sealed by its own checksum, as README.md defines it.
+    assert m.format == 2 and m.manifest_sha256 == documented_checksum(manifest_of(converted["out"]))
 
 
 @pytest.mark.parametrize("backend", ["litert", "tflite-runtime"])

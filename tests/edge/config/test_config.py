@@ -17,13 +17,12 @@ from edge.config import (ConfigError, FolderSource, HttpSource, MicrophoneSource
                          outbox_limits, publisher_options)
 from edge.decisions.events import EventRules
 from edge.delivery.outbox import OutboxLimits
-from edge.features.logmel import LogMelSpec
-from edge.features.pixels import InputSpec
 from edge.model.bundle import read_bundle, write_bundle
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "systemd" / "edge.example.toml"
 SHIPPED = ROOT / "models" / "mining-s2" / "mining-s2.nvm"
+SHIPPED_AUDIO = ROOT / "models" / "mining-audio" / "mining-audio.nvm"
 DEVICE = "unit-07"
 
 
@@ -62,12 +61,11 @@ class Site:
 
 
 def audio_bundle(path: Path) -> Path:
-    """The shipped model's bytes under an audio manifest: enough for load-time checks (no interpreter runs)."""
-    bundle = read_bundle(SHIPPED)
-    manifest = dataclasses.replace(
-        bundle.manifest, name="mining-audio", task="audio", labels=("chainsaw", "engine", "background"),
-        alert_labels=("chainsaw", "engine"), thresholds={"chainsaw": 0.6, "engine": 0.65},
-        audio=LogMelSpec().to_dict(), input=InputSpec(size=(64, 96), colour="log-mel", dtype="int8"))
+    """The shipped audio model with alert labels of its own (chainsaw, engine): the config is checked
+    against its real tensors, as the service would load it."""
+    bundle = read_bundle(SHIPPED_AUDIO)
+    manifest = dataclasses.replace(bundle.manifest, alert_labels=("chainsaw", "engine"),
+                                   thresholds={"chainsaw": 0.6, "engine": 0.65})
     write_bundle(path, bundle.model_bytes, manifest)
     return path
 
@@ -304,9 +302,10 @@ ERRORS = {
     "audio threshold label": (AUDIO + "thresholds = { mining = 0.5 }\n[audio.source]\ntype = 'microphone'\n",
                               "[audio.thresholds.mining]: 'mining' is not an alert label of this model (alert labels: chainsaw, engine)"),
     "image model in [audio]": (HEAD + '[audio]\nmodel = "$image_model"\n[audio.source]\ntype = "microphone"\n',
-                               "[audio.model]: $image_model is an image model (mining-s2); expected an audio model (task \"audio\") in [audio]"),
+                               "[audio.model]: $image_model: is an image model, not an audio model; pass an audio model bundle (.nvm); "
+                               "expected an audio model bundle"),
     "audio model in [image]": (HEAD + '[image]\nmodel = "$audio_model"\n' + FOLDER,
-                               "[image.model]: $audio_model is an audio model (mining-audio); expected an image model"),
+                               "[image.model]: $audio_model: is an audio model, not an image model; pass an image model bundle"),
 }
 
 

@@ -1,38 +1,23 @@
-"""Model bundle: round trip, checksum, manifest validation, manifest-vs-tensor checks."""
+"""Model bundle: round trip, both checksums, format 1, manifest validation, manifest-vs-tensor checks."""
 
 from __future__ import annotations
 
-import json
-import zipfile
+import logging
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from build_models import tiny_manifest
+from bundlefiles import (MISMATCHES, TAMPERINGS, documented_checksum, format_1, manifest_of, mismatched, rezip,
+                         sealed, tampered)
 
 from edge import __version__
 from edge.features.pixels import InputSpec
 from edge.model.bundle import BundleError, read_bundle, write_bundle
 from edge.model.loaded import load_model
 
-
-def _rezip(src, dst, *, manifest=None, model=None, drop=None):
-    with zipfile.ZipFile(src) as zf:
-        entries = {name: zf.read(name) for name in zf.namelist()}
-    if manifest is not None:
-        entries["manifest.json"] = manifest if isinstance(manifest, bytes) else json.dumps(manifest).encode()
-    if model is not None:
-        entries["model.tflite"] = model
-    if drop:
-        entries.pop(drop)
-    with zipfile.ZipFile(dst, "w") as zf:
-        for name, data in entries.items():
-            zf.writestr(name, data)
-    return dst
-
-
-def _manifest_dict(path):
-    with zipfile.ZipFile(path) as zf:
-        return json.loads(zf.read("manifest.json"))
+SHIPPED = Path(__file__).resolve().parents[3] / "models" / "mining-s2" / "mining-s2.nvm"
+FORMAT_1_WARNING = "bundle format 1: manifest.json (labels, alert labels, thresholds) has no checksum"
 
 
 def test_round_trip_keeps_manifest_and_model(tiny_int8, tmp_path):
@@ -44,6 +29,7 @@ def test_round_trip_keeps_manifest_and_model(tiny_int8, tmp_path):
     assert again.model_bytes == bundle.model_bytes
     assert again.manifest.model_sha256 and len(again.manifest.model_sha256) == 64
     assert again.manifest.input == InputSpec(size=(32, 32), dtype="int8")
+    assert again.manifest.format == 2 and again.manifest.manifest_sha256 == documented_checksum(manifest_of(copy))
 
 
 def test_load_checks_tensors_and_works(tiny_int8):
@@ -56,14 +42,14 @@ def test_checksum_mismatch_is_refused(tiny_int8, tmp_path):
     data = read_bundle(tiny_int8).model_bytes
     tampered = bytearray(data)
     tampered[len(tampered) // 2] ^= 0xFF
-    bad = _rezip(tiny_int8, tmp_path / "bad.nvm", model=bytes(tampered))
+    bad = rezip(tiny_int8, tmp_path / "bad.nvm", model=bytes(tampered))
     with pytest.raises(BundleError, match=r"bad\.nvm: model checksum mismatch"):
         read_bundle(bad)
 
 
 @pytest.mark.parametrize("entry", ["manifest.json", "model.tflite"])
 def test_missing_entry(tiny_int8, tmp_path, entry):
-    bad = _rezip(tiny_int8, tmp_path / "bad.nvm", drop=entry)
+    bad = rezip(tiny_int8, tmp_path / "bad.nvm", drop=entry)
     with pytest.raises(BundleError, match=f"bundle has no {entry}"):
         read_bundle(bad)
 
@@ -88,7 +74,7 @@ def test_missing_file():
 
 
 def test_manifest_not_json(tiny_int8, tmp_path):
-    bad = _rezip(tiny_int8, tmp_path / "bad.nvm", manifest=b"{not json")
+    bad = rezip(tiny_int8, tmp_path / "bad.nvm", manifest=b"{not json")
     with pytest.raises(BundleError, match="manifest.json is not valid JSON"):
         read_bundle(bad)
 
@@ -121,17 +107,17 @@ def test_manifest_not_json(tiny_int8, tmp_path):
     ],
 )
 def test_manifest_errors_name_the_key(tiny_int8, tmp_path, change, message):
-    manifest = _manifest_dict(tiny_int8) | change
-    bad = _rezip(tiny_int8, tmp_path / "bad.nvm", manifest=manifest)
+    manifest = sealed(manifest_of(tiny_int8) | change)  # as nv-convert would write it: the key is what is wrong
+    bad = rezip(tiny_int8, tmp_path / "bad.nvm", manifest=manifest)
     with pytest.raises(BundleError, match=message):
         read_bundle(bad)
 
 
 def test_missing_key(tiny_int8, tmp_path):
-    manifest = _manifest_dict(tiny_int8)
+    manifest = manifest_of(tiny_int8)
     del manifest["labels"]
     with pytest.raises(BundleError, match="missing key 'labels'"):
-        read_bundle(_rezip(tiny_int8, tmp_path / "bad.nvm", manifest=manifest))
+        read_bundle(rezip(tiny_int8, tmp_path / "bad.nvm", manifest=sealed(manifest)))
 
 
 @pytest.mark.parametrize(
@@ -166,3 +152,90 @@ def test_write_refuses_invalid_manifest(tiny_int8, tmp_path):
     with pytest.raises(BundleError, match="alert_labels"):
         write_bundle(tmp_path / "x.nvm", model_bytes, replace(tiny_manifest("x", "int8"), alert_labels=("nope",)))
     assert not (tmp_path / "x.nvm").exists()
+
+
+# -- the manifest's own checksum (format 2) ----------------------------------------------------------------
+
+@pytest.mark.parametrize("how", list(TAMPERINGS))
+def test_an_edited_manifest_is_refused(tmp_path, how):
+    """manifest.json edited by hand and zipped again: each edit alone is a valid manifest, so only its
+    checksum can tell. On the shipped model a swap would make every mining tile read not_mining."""
+    bad = tampered(SHIPPED, tmp_path / "edited.nvm", how)
+    expected = r"edited\.nvm: manifest\.json was changed after the bundle was made .*copy the bundle again"
+    with pytest.raises(BundleError, match=expected):
+        read_bundle(bad)
+    with pytest.raises(BundleError, match=expected):
+        load_model(bad)
+
+
+def test_the_manifest_checksum_is_the_documented_one_and_ignores_layout(tiny_int8, tmp_path):
+    manifest = manifest_of(tiny_int8)
+    assert manifest["format"] == 2 and manifest["manifest_sha256"] == documented_checksum(manifest)
+    relaid = rezip(tiny_int8, tmp_path / "relaid.nvm", manifest=dict(reversed(manifest.items())))  # other bytes, same content
+    assert read_bundle(relaid).manifest == read_bundle(tiny_int8).manifest
+
+
+@pytest.mark.parametrize("change", [{"format": 1}, {"manifest_sha256": ""}, {"manifest_sha256": None}])
+def test_the_manifest_checksum_cannot_be_switched_off(tiny_int8, tmp_path, change):
+    """Claiming format 1 while keeping the checksum, or blanking it, is an edit like any other."""
+    bad = rezip(tiny_int8, tmp_path / "bad.nvm", manifest=manifest_of(tiny_int8) | change)
+    with pytest.raises(BundleError, match=r"bad\.nvm: manifest\.json"):
+        read_bundle(bad)
+
+
+def test_a_format_2_manifest_without_its_checksum_is_refused(tiny_int8, tmp_path):
+    manifest = manifest_of(tiny_int8)
+    del manifest["manifest_sha256"]
+    with pytest.raises(BundleError, match=r"bad\.nvm: manifest\.json: missing key 'manifest_sha256'"):
+        read_bundle(rezip(tiny_int8, tmp_path / "bad.nvm", manifest=manifest))
+
+
+# -- format 1: bundles written before manifest_sha256 ---------------------------------------------------
+
+def test_a_format_1_bundle_still_loads_with_a_warning(tiny_int8, tmp_path, caplog):
+    old = format_1(tiny_int8, tmp_path / "old.nvm")
+    with caplog.at_level(logging.WARNING, logger="nv.model"):
+        model = load_model(old)
+    assert model.manifest.format == 1 and model.manifest.manifest_sha256 == ""
+    assert model.manifest.labels == ("mining", "not_mining") and model.identity["sha256"] == read_bundle(tiny_int8).manifest.model_sha256
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{old}: {FORMAT_1_WARNING}, so an edit to it would go unnoticed; get a format-2 copy of the bundle "
+        "(nv-convert writes one)"]
+    # What the warning is about: an edit to a format-1 manifest goes unnoticed. Its model is still checked.
+    assert read_bundle(tampered(old, tmp_path / "old-edited.nvm", "swapped labels")).manifest.labels == ("not_mining", "mining")
+    damaged = bytearray(read_bundle(old).model_bytes)
+    damaged[len(damaged) // 2] ^= 0xFF
+    with pytest.raises(BundleError, match="model checksum mismatch"):
+        read_bundle(rezip(old, tmp_path / "old-damaged.nvm", model=bytes(damaged)))
+
+
+def test_write_bundle_turns_a_format_1_bundle_into_format_2_with_the_same_model(tiny_int8, tmp_path, caplog):
+    old = read_bundle(format_1(tiny_int8, tmp_path / "old.nvm"))
+    new = tmp_path / "new.nvm"
+    written = write_bundle(new, old.model_bytes, old.manifest)
+    caplog.clear()
+    again = read_bundle(new)
+    assert caplog.records == []
+    assert again.manifest == written and again.manifest.format == 2
+    assert again.model_bytes == old.model_bytes and again.manifest.model_sha256 == old.manifest.model_sha256
+    assert replace(again.manifest, format=1, manifest_sha256="") == old.manifest
+
+
+# -- the manifest against the model's tensors ------------------------------------------------------------
+
+@pytest.mark.parametrize("how", list(MISMATCHES))
+def test_a_manifest_that_promises_other_tensors_is_refused_at_load(tmp_path, how):
+    """Both checksums right (write_bundle made it), so read_bundle takes it; the interpreter's tensors do not."""
+    wrong = mismatched(SHIPPED, tmp_path / "wrong.nvm", how)
+    read_bundle(wrong)
+    with pytest.raises(BundleError, match=r"wrong\.nvm: model and manifest disagree: " + MISMATCHES[how][1]):
+        load_model(wrong)
+
+
+def test_load_model_refuses_a_model_of_another_task(tiny_int8, tiny_audio_models):
+    with pytest.raises(BundleError, match=f"{tiny_int8}: is an image model, not an audio model; pass an audio model bundle"):
+        load_model(tiny_int8, task="audio")
+    audio = tiny_audio_models["int8"]
+    with pytest.raises(BundleError, match=f"{audio}: is an audio model, not an image model; pass an image model bundle"):
+        load_model(audio, task="image")
+    assert load_model(audio, task="audio").manifest.task == "audio"
