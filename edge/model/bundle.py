@@ -33,6 +33,7 @@ from edge.features.logmel import FeatureSpecError, LogMelSpec
 from edge.features.pixels import InputSpec
 
 FORMAT_VERSION = 2  # what write_bundle writes
+_WARNED: set[tuple[Path, str]] = set()  # format-1 bundles already warned about
 READABLE_FORMATS = (1, 2)  # 1: no manifest_sha256 (loads with a warning)
 MODEL_ENTRY = "model.tflite"
 MANIFEST_ENTRY = "manifest.json"
@@ -146,7 +147,8 @@ def read_bundle(path: str | Path) -> Bundle:
             f"{path}: model checksum mismatch: manifest says {manifest.model_sha256}, "
             f"model.tflite is {actual}; the file is damaged or was edited: copy it again"
         )
-    if not manifest.manifest_sha256:
+    if not manifest.manifest_sha256 and (path, manifest.model_sha256) not in _WARNED:
+        _WARNED.add((path, manifest.model_sha256))  # once per bundle and process: config check, then the pipeline
         log.warning("%s: bundle format %d: manifest.json (labels, alert labels, thresholds) has no checksum, so an "
                     "edit to it would go unnoticed; get a format-%d copy of the bundle (nv-convert writes one)",
                     path, manifest.format, FORMAT_VERSION)
