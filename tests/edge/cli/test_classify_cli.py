@@ -13,7 +13,7 @@ from pathlib import Path
 import jsonschema
 import numpy as np
 import pytest
-from imagefiles import GREEN, RED, encode, scene_with_block, solid
+from imagefiles import GREEN, RED, cut_short, encode, jpeg_claiming, photo, png_claiming, scene_with_block, solid
 from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
 
@@ -92,6 +92,37 @@ def test_batch_of_good_and_bad_frames(tiny_int8, batch):
     for record in out.values():
         assert record["device"] == "unit-7" and record["kind"] == "image"
     assert len({r["id"] for r in out.values()}) == len(out)
+
+
+def test_damaged_frames_are_error_records_and_the_batch_goes_on(tiny_int8, tmp_path):
+    # Issue 16: these got confident answers ("not_mining 0.945", "not_mining 0.984" after 43 s and 335 MB).
+    card = tmp_path / "card"
+    card.mkdir()
+    whole_jpeg = encode(photo((640, 480)), "JPEG", quality=90)
+    whole_png = encode(photo((640, 480)), "PNG")
+    files = {
+        "whole.jpg": whole_jpeg,
+        "cut.jpg": cut_short(whole_jpeg, 0.05, b"\xff\xd9"),  # cut at 5 %, closed with an end marker
+        "bomb.jpg": jpeg_claiming(encode(photo((40, 30)), "JPEG", quality=90), 7999, 7999),  # 1.2 kB
+        "cut.png": cut_short(whole_png, 0.05),
+        "tall.png": png_claiming(whole_png, 640, 960),  # a header promising rows the data does not hold
+        "red.png": encode(solid(RED), "PNG"),
+    }
+    for name, data in files.items():
+        (card / name).write_bytes(data)
+    out = {Path(r["source"]).name: r for r in records(run_cli("classify", card, "--model", tiny_int8))}
+    assert set(out) == set(files)
+    assert out["red.png"]["label"] == "mining" and "label" in out["whole.jpg"], "the batch goes on around them"
+    causes = {
+        "cut.jpg": "corrupt or truncated image data: the file ends before its picture does: it was cut short",
+        "bomb.jpg": "its header says 7999x7999 pixels, but the file holds only",
+        "cut.png": "corrupt or truncated image data: the file ends before its picture does: it was cut short",
+        "tall.png": "its header says 640x960 pixels, but its picture data holds less than that",
+    }
+    for name, cause in causes.items():
+        record = out[name]
+        assert "label" not in record and "scores" not in record, f"{name} got an answer: {record}"
+        assert record["error"].startswith(f"{card / name}: ") and cause in record["error"], record["error"]
 
 
 def test_tiled_scene_points_at_the_block(tiny_int8, tmp_path):
