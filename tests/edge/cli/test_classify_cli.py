@@ -125,6 +125,20 @@ def test_damaged_frames_are_error_records_and_the_batch_goes_on(tiny_int8, tmp_p
         assert record["error"].startswith(f"{card / name}: ") and cause in record["error"], record["error"]
 
 
+def test_max_pixels_governs_frames_beyond_pillows_own_limit(tiny_int8, tmp_path):
+    path = tmp_path / "huge.png"  # a real 64x48 frame whose header claims 180 MP, past Pillow's 179 MP
+    path.write_bytes(png_claiming(encode(photo((64, 48)), "PNG"), 15000, 12000))
+    too_large = "15000x12000 = 180,000,000 pixels, above the limit of {:,} (a decompression bomb, or raise the limit with --max-pixels)"
+    for options, cause in (
+        ((), too_large.format(64_000_000)),
+        (("--max-pixels", "1000000"), too_large.format(1_000_000)),
+        (("--max-pixels", "200000000"), "its header says 15000x12000 pixels, but its picture data holds less than that"),
+    ):
+        (record,) = records(run_cli("classify", path, "--model", tiny_int8, *options))
+        assert record["error"].startswith(f"{path}: ") and cause in record["error"], (options, record["error"])
+        assert "DOS attack" not in record["error"], "Pillow's own limit must not decide"
+
+
 def test_tiled_scene_points_at_the_block(tiny_int8, tmp_path):
     block = (64, 32, 96, 64)
     path = tmp_path / "scene.png"
