@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
+from pathlib import Path
 
 import numpy as np
 from build_models import TILE
@@ -29,3 +32,37 @@ def scene_with_block(size=(160, 96), block=(64, 32, 96, 64), base=GREEN, colour=
     x0, y0, x1, y1 = block
     arr[y0:y1, x0:x1] = colour
     return Image.fromarray(arr)
+
+
+# Damaged files, made the way they happen in the field (and the way issue 16 reported them).
+MOSAIC = Path(__file__).resolve().parent.parent / "samples" / "scenes" / "mosaic_a.png"  # real Sentinel-2 tiles
+
+
+def photo(size=(640, 480)) -> Image.Image:
+    """A frame with real structure: the sample Sentinel-2 mosaic, resized to `size`."""
+    with Image.open(MOSAIC) as img:
+        return img.convert("RGB").resize(size, Image.Resampling.BICUBIC)
+
+
+def cut_short(data: bytes, fraction: float, tail: bytes = b"") -> bytes:
+    """The first `fraction` of a file's bytes, then `tail` (b"\\xff\\xd9" closes a JPEG as if whole)."""
+    return data[: int(len(data) * fraction)] + tail
+
+
+def jpeg_claiming(data: bytes, width: int, height: int) -> bytes:
+    """A JPEG whose frame header (SOF) is rewritten to claim another size; the picture data stays."""
+    out, pos = bytearray(data), 2
+    while out[pos + 1] not in (0xC0, 0xC1, 0xC2):
+        pos += 2 + struct.unpack(">H", out[pos + 2 : pos + 4])[0]
+    out[pos + 5 : pos + 9] = struct.pack(">HH", height, width)
+    return bytes(out)
+
+
+def png_claiming(data: bytes, width: int, height: int) -> bytes:
+    """A PNG whose header chunk (IHDR) claims another size, with a valid checksum; the data stays."""
+    body = struct.pack(">II", width, height) + data[24:29]
+    return data[:8] + png_chunk(b"IHDR", body) + data[33:]
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))

@@ -1,5 +1,6 @@
 """Decoding a frame: encoded bytes or a file -> an upright RGB picture with its EXIF, refused early
-when it is too large or not a format we read. (From picture to tensor: edge/features/pixels.py.)
+when it is too large, not a format we read, or its data cannot fill the picture its header claims
+(edge/image/integrity.py). (From picture to tensor: edge/features/pixels.py.)
 
 JPEGs are decoded at a reduced scale (`Image.draft`) when the model needs fewer pixels than the
 file has, which is most of the cost of a large camera frame.
@@ -9,19 +10,25 @@ from __future__ import annotations
 
 import io
 import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from edge.features.pixels import to_rgb
+from edge.image.integrity import CUT_SHORT, DamagedData, check_png, jpeg_to_decode
 
 # Formats a field unit is expected to see; anything else is refused before a decoder runs.
 FORMATS = ("JPEG", "PNG", "WEBP", "TIFF")  # the JPEG opener also yields MPO (multi-picture JPEG)
+JPEG_FORMATS = ("JPEG", "MPO")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff")
 DEFAULT_MAX_PIXELS = 64_000_000  # an 8000 x 8000 frame; decoded RGB is ~190 MB
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
+
+# Pillow's own bomb limit (~179 MP, raised from Image.open) is off: every frame goes through open_frame,
+# whose `max_pixels` (--max-pixels) is checked against the header's size before anything is decoded,
+# so it is the one limit, above Pillow's default as well as below it, and no call changes it for another.
+Image.MAX_IMAGE_PIXELS = None
 
 
 class ImageError(Exception):
@@ -64,28 +71,49 @@ def open_frame(
         raise ImageError("empty file (0 bytes)")
     if len(data) > max_bytes:
         raise ImageError(f"file is {len(data):,} bytes, above the limit of {max_bytes:,}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies below
-            img = Image.open(io.BytesIO(data), formats=FORMATS)
-    except Image.DecompressionBombError as exc:
-        raise ImageError(f"image too large: {exc}") from None
-    except UnidentifiedImageError:
-        raise ImageError(f"not an image this runtime reads ({', '.join(FORMATS)})") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(f"corrupt or truncated image data: {exc}") from None
-    return _decode(img, min_scale=min_scale, min_size=min_size, max_pixels=max_pixels)
-
-
-def _decode(img: Image.Image, *, min_scale: float, min_size: tuple[int, int], max_pixels: int) -> Frame:
+    img = _open(data)  # reads the header only
     stored_w, stored_h = img.size
     if stored_w * stored_h > max_pixels:
         raise ImageError(
             f"image is {stored_w}x{stored_h} = {stored_w * stored_h:,} pixels, above the limit of "
             f"{max_pixels:,} (a decompression bomb, or raise the limit with --max-pixels)"
         )
+    try:
+        if img.format in JPEG_FORMATS:
+            decodable = jpeg_to_decode(data)
+            if decodable is not data:
+                img = _open(decodable)  # the same header; only where the picture data ends differs
+        elif img.format == "PNG":
+            check_png(data)
+    except DamagedData as exc:
+        raise _damaged(exc) from None
+    return _decode(img, min_scale=min_scale, min_size=min_size)
+
+
+def _open(data: bytes) -> Image.Image:
+    try:
+        return Image.open(io.BytesIO(data), formats=FORMATS)
+    except UnidentifiedImageError:
+        raise ImageError(f"not an image this runtime reads ({', '.join(FORMATS)})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise _damaged(exc) from None
+
+
+def _damaged(exc: Exception) -> ImageError:
+    """What is wrong with the data, in a field technician's words (a decoder's own when we have none)."""
+    if isinstance(exc, DamagedData):
+        cause = str(exc)
+    elif isinstance(exc, EOFError) or "truncated" in str(exc).lower():  # Pillow: "image file is truncated"
+        cause = CUT_SHORT
+    else:
+        cause = f"the picture data is damaged ({exc})"
+    return ImageError(f"corrupt or truncated image data: {cause}")
+
+
+def _decode(img: Image.Image, *, min_scale: float, min_size: tuple[int, int]) -> Frame:
+    stored_w, stored_h = img.size
     fmt = img.format or "unknown"
-    jpeg = fmt in ("JPEG", "MPO")
+    jpeg = fmt in JPEG_FORMATS
     # A JPEG's EXIF sits in its header, and the draft needs the orientation before decoding.
     # Other formats may decode everything to find their EXIF, so they load first.
     exif = _read_exif(img) if jpeg else None
@@ -97,7 +125,7 @@ def _decode(img: Image.Image, *, min_scale: float, min_size: tuple[int, int], ma
     try:
         img.load()
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(f"corrupt or truncated image data: {exc}") from None
+        raise _damaged(exc) from None
     if exif is None:
         exif = _read_exif(img)
     orientation = exif.get(0x0112, 1)

@@ -13,7 +13,7 @@ from pathlib import Path
 import jsonschema
 import numpy as np
 import pytest
-from imagefiles import GREEN, RED, encode, scene_with_block, solid
+from imagefiles import GREEN, RED, cut_short, encode, jpeg_claiming, photo, png_claiming, scene_with_block, solid
 from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
 from specialfiles import NOT_FILES, make_special_entries
@@ -119,6 +119,51 @@ def test_fifos_sockets_and_links_to_devices_give_error_records_without_being_ope
     # regular files read as always: a folder named like a frame is walked, a link out of the folder is followed
     assert [r["label"] for r in by_name["red.png"]] == ["mining"]
     assert [r["label"] for r in by_name["inner.png"] + by_name["out.png"]] == ["not_mining", "not_mining"]
+
+
+def test_damaged_frames_are_error_records_and_the_batch_goes_on(tiny_int8, tmp_path):
+    # Issue 16: these got confident answers ("not_mining 0.945", "not_mining 0.984" after 43 s and 335 MB).
+    card = tmp_path / "card"
+    card.mkdir()
+    whole_jpeg = encode(photo((640, 480)), "JPEG", quality=90)
+    whole_png = encode(photo((640, 480)), "PNG")
+    files = {
+        "whole.jpg": whole_jpeg,
+        "cut.jpg": cut_short(whole_jpeg, 0.05, b"\xff\xd9"),  # cut at 5 %, closed with an end marker
+        "bomb.jpg": jpeg_claiming(encode(photo((40, 30)), "JPEG", quality=90), 7999, 7999),  # 1.2 kB
+        "cut.png": cut_short(whole_png, 0.05),
+        "tall.png": png_claiming(whole_png, 640, 960),  # a header promising rows the data does not hold
+        "red.png": encode(solid(RED), "PNG"),
+    }
+    for name, data in files.items():
+        (card / name).write_bytes(data)
+    out = {Path(r["source"]).name: r for r in records(run_cli("classify", card, "--model", tiny_int8))}
+    assert set(out) == set(files)
+    assert out["red.png"]["label"] == "mining" and "label" in out["whole.jpg"], "the batch goes on around them"
+    causes = {
+        "cut.jpg": "corrupt or truncated image data: the file ends before its picture does: it was cut short",
+        "bomb.jpg": "its header says 7999x7999 pixels, but the file holds only",
+        "cut.png": "corrupt or truncated image data: the file ends before its picture does: it was cut short",
+        "tall.png": "its header says 640x960 pixels, but its picture data holds less than that",
+    }
+    for name, cause in causes.items():
+        record = out[name]
+        assert "label" not in record and "scores" not in record, f"{name} got an answer: {record}"
+        assert record["error"].startswith(f"{card / name}: ") and cause in record["error"], record["error"]
+
+
+def test_max_pixels_governs_frames_beyond_pillows_own_limit(tiny_int8, tmp_path):
+    path = tmp_path / "huge.png"  # a real 64x48 frame whose header claims 180 MP, past Pillow's 179 MP
+    path.write_bytes(png_claiming(encode(photo((64, 48)), "PNG"), 15000, 12000))
+    too_large = "15000x12000 = 180,000,000 pixels, above the limit of {:,} (a decompression bomb, or raise the limit with --max-pixels)"
+    for options, cause in (
+        ((), too_large.format(64_000_000)),
+        (("--max-pixels", "1000000"), too_large.format(1_000_000)),
+        (("--max-pixels", "200000000"), "its header says 15000x12000 pixels, but its picture data holds less than that"),
+    ):
+        (record,) = records(run_cli("classify", path, "--model", tiny_int8, *options))
+        assert record["error"].startswith(f"{path}: ") and cause in record["error"], (options, record["error"])
+        assert "DOS attack" not in record["error"], "Pillow's own limit must not decide"
 
 
 def test_tiled_scene_points_at_the_block(tiny_int8, tmp_path):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from imagefiles import GREEN, RED, encode, scene_with_block, solid
+from imagefiles import GREEN, RED, encode, jpeg_claiming, photo, png_claiming, scene_with_block, solid
 from PIL import Image
 
 from edge.features.pixels import InputSpec, prepare_tile
-from edge.image.decode import ImageError, open_frame
+from edge.image.decode import DEFAULT_MAX_PIXELS, ImageError, open_frame
+
+PILLOW_DEFAULT_LIMIT = 178_956_970  # 2 x Image.MAX_IMAGE_PIXELS as Pillow ships it: its DecompressionBombError
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF"])
@@ -76,11 +78,46 @@ def test_orientation_with_draft_keeps_upright_size():
     assert frame.image.size == (200, 400)
 
 
-def test_decompression_bomb_is_refused_before_decoding():
+def test_decompression_bomb_is_refused_before_decoding(no_decoding):
     data = encode(Image.new("L", (5000, 4000)), "PNG")  # 20 MP, compresses to a few kB
     assert len(data) < 100_000
     with pytest.raises(ImageError, match=r"5000x4000 = 20,000,000 pixels, above the limit of 1,000,000"):
         open_frame(data, max_pixels=1_000_000)
+
+
+@pytest.fixture(scope="module")
+def beyond_pillows_limit() -> dict[str, bytes]:
+    """Small real frames whose headers claim 15000x12000 = 180 MP, just above Pillow's own limit."""
+    assert 15000 * 12000 > PILLOW_DEFAULT_LIMIT
+    return {"PNG": png_claiming(encode(photo((64, 48)), "PNG"), 15000, 12000),
+            "JPEG": jpeg_claiming(encode(photo((64, 48)), "JPEG"), 15000, 12000)}
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+@pytest.mark.parametrize("limit", [DEFAULT_MAX_PIXELS, 1_000_000])
+def test_max_pixels_not_pillow_refuses_a_frame_above_pillows_limit(beyond_pillows_limit, fmt, limit, no_decoding):
+    with pytest.raises(ImageError, match=rf"^image is 15000x12000 = 180,000,000 pixels, above the limit of {limit:,} "
+                                         r"\(a decompression bomb, or raise the limit with --max-pixels\)$"):
+        open_frame(beyond_pillows_limit[fmt], max_pixels=limit)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_max_pixels_above_pillows_limit_lets_the_frame_through_to_our_checks(beyond_pillows_limit, fmt, no_decoding):
+    # Past the limit, these frames meet the data checks, which see that their few bytes cannot fill 180 MP.
+    with pytest.raises(ImageError, match=r"^corrupt or truncated image data: its header says 15000x12000 pixels, but"):
+        open_frame(beyond_pillows_limit[fmt], max_pixels=200_000_000)
+
+
+def test_each_call_has_its_own_limit():
+    data = encode(photo((640, 480)), "JPEG")
+    pillows_own = Image.MAX_IMAGE_PIXELS
+    for limit, refused in ((100_000, True), (DEFAULT_MAX_PIXELS, False), (307_199, True), (307_200, False)):
+        if refused:
+            with pytest.raises(ImageError, match=rf"640x480 = 307,200 pixels, above the limit of {limit:,}"):
+                open_frame(data, max_pixels=limit)
+        else:
+            assert open_frame(data, max_pixels=limit).image.size == (640, 480)
+    assert Image.MAX_IMAGE_PIXELS == pillows_own, "no call leaves a limit behind for the next"
 
 
 def test_file_size_limit(tmp_path):
