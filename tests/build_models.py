@@ -141,6 +141,17 @@ def audio_representative() -> np.ndarray:
     return normalise(np.concatenate(windows), AUDIO_SPEC)
 
 
+def rebundle(src: Path, dst: Path, **changes) -> Path:
+    """The model of bundle `src` under its manifest with `changes` (groups, event rules, a name...)."""
+    from dataclasses import replace
+
+    from edge.model.bundle import read_bundle
+
+    bundle = read_bundle(src)
+    write_bundle(dst, bundle.model_bytes, replace(bundle.manifest, **changes))
+    return dst
+
+
 def main(out: Path) -> None:
     from converter.quantize import to_tflite
 

@@ -33,6 +33,20 @@ def tiny_audio_models(tiny_models) -> dict[str, Path]:
     return {dtype: tiny_models[f"audio-{dtype}"] for dtype in ("float32", "int8")}
 
 
+GROUPED_EVENTS = {"rule": "mean", "window": 3, "hysteresis": 0.1, "cooldown_s": 0}
+
+
+@pytest.fixture(scope="session")
+def tiny_grouped_audio(tiny_audio_models, tmp_path_factory) -> Path:
+    """The tiny audio model (int8) under a manifest that decides on an alert group, "machinery" (its
+    `engine` alone), and recommends events on the rolling mean of 3 windows (GROUPED_EVENTS)."""
+    from build_models import rebundle
+
+    return rebundle(tiny_audio_models["int8"], tmp_path_factory.mktemp("grouped") / "tiny-grouped.nvm",
+                    name="tiny-grouped", groups={"machinery": ("engine",)}, thresholds={"machinery": 0.6},
+                    events=GROUPED_EVENTS)
+
+
 @pytest.fixture(scope="session")
 def tiny_int8(tiny_models) -> Path:
     return tiny_models["int8"]

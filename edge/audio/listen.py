@@ -5,7 +5,9 @@
             -> Decision per window (edge.decisions.alerts) -> EventTracker (edge.decisions.events) -> records (edge.records.record)
 
 Windows quieter than the RMS gate are not classified: they make no window record, and to the event
-tracker they are a gap (a long one ends an active event, see `EventRules.max_gap_s`).
+tracker they are a gap (a long one ends an active event, see `EventRules.max_gap_s`). Decisions and
+events are per alert group (edge/decisions/groups.py); a score log (edge/audio/score_log.py), when
+given, gets every classified window.
 
 Times. A clip's windows are placed from the clip's start, taken as the file's modification time
 minus its duration (a recorder writes the file as it records: the mtime is its end); records say
@@ -30,8 +32,10 @@ from edge.audio.alert_recording import AlertRecorder
 from edge.audio.audiofile import DEFAULT_MAX_BYTES, read_audio
 from edge.audio.microphone import DEFAULT_HOP_S, DEFAULT_RMS_GATE_DBFS, LiveWindow, hop_samples
 from edge.audio.records import audio_window_record
+from edge.audio.score_log import ScoreLog
 from edge.decisions.alerts import Decision, decide
 from edge.decisions.events import EventRules, EventTracker
+from edge.decisions.groups import alert_groups
 from edge.features.logmel import LogMelSpec, Window, clip_windows, log_mel, normalise
 from edge.model.bundle import BundleError
 from edge.model.loaded import Model
@@ -123,15 +127,17 @@ class RecordMaker:
     times are Unix times."""
 
     def __init__(self, classifier: AudioClassifier, *, source: str, device: str, origin: datetime | None,
-                 time_source: str):
+                 time_source: str, score_log: ScoreLog | None = None):
         self.classifier = classifier
         self.source = source
         self.device = device
         self.origin = origin
         self.time_source = time_source
+        self.score_log = score_log
         m = classifier.model.manifest
         rules = classifier.options.events
-        self.tracker = EventTracker(m.labels, classifier.options.thresholds, rules) if rules is not None else None
+        self.tracker = (None if rules is None else
+                        EventTracker(m.labels, classifier.options.thresholds, rules, groups=alert_groups(m)))
         self.classified = 0
         self.gated = 0
         self.alerts = 0
@@ -148,9 +154,11 @@ class RecordMaker:
         self._last_end = end
         model = self.classifier.model
         records = []
+        moment = (self.origin + timedelta(seconds=start) if self.origin is not None
+                  else datetime.fromtimestamp(start, timezone.utc))
+        if self.score_log is not None:
+            self.score_log.add(moment, window.rms_dbfs, window.scores)
         if self.classifier.options.per_window:
-            moment = (self.origin + timedelta(seconds=start) if self.origin is not None
-                      else datetime.fromtimestamp(start, timezone.utc))
             records.append(audio_window_record(
                 scores=window.scores, labels=model.manifest.labels, decision=window.decision, model=model.identity,
                 source=self.source, device=self.device, moment=moment, time_source=self.time_source,
@@ -175,7 +183,7 @@ class RecordMaker:
 
 
 def classify_clip(classifier: AudioClassifier, path: str | Path, device: str, *,
-                  max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[dict]:
+                  max_bytes: int = DEFAULT_MAX_BYTES, score_log: ScoreLog | None = None) -> Iterator[dict]:
     """Records for one audio file. Raises edge.audio.audiofile.AudioFileError (before the first record)
     when the file cannot be read; a torn file is read as far as it goes, with a warning logged."""
     path = Path(path)
@@ -184,7 +192,7 @@ def classify_clip(classifier: AudioClassifier, path: str | Path, device: str, *,
         log.warning("%s", clip.warning)
     end, time_source = source_time(path)
     maker = RecordMaker(classifier, source=str(path), device=device,
-                        origin=end - timedelta(seconds=clip.duration_s), time_source=time_source)
+                        origin=end - timedelta(seconds=clip.duration_s), time_source=time_source, score_log=score_log)
     for window in classifier.score_clip(clip.samples):
         yield from maker.add(window, window.offset_s)
     yield from maker.close(clip.duration_s)
@@ -200,9 +208,10 @@ class LiveSession:
     """Microphone windows -> records, for one stream. `close()` ends open events."""
 
     def __init__(self, classifier: AudioClassifier, *, source: str, device: str,
-                 recorder: AlertRecorder | None = None):
+                 recorder: AlertRecorder | None = None, score_log: ScoreLog | None = None):
         self.classifier = classifier
-        self.maker = RecordMaker(classifier, source=source, device=device, origin=None, time_source="received")
+        self.maker = RecordMaker(classifier, source=source, device=device, origin=None, time_source="received",
+                                 score_log=score_log)
         self.recorder = recorder
 
     def add(self, window: LiveWindow) -> list[dict]:

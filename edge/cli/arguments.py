@@ -40,6 +40,22 @@ def threshold(text: str) -> tuple[str, float]:
     return (label or "*", number)
 
 
+def event_rule(text: str) -> tuple[str, object]:
+    """KEY=VALUE: one key of the event rules (edge/decisions/events.py checks it), e.g. rule=mean,
+    window=6, max_gap_s=null. Numbers are read as numbers, null or none as no value."""
+    key, sep, value = text.partition("=")
+    if not (sep and key and value):
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE like rule=mean or window=6, got {text!r}")
+    if value.lower() in ("null", "none"):
+        return key, None
+    for kind in (int, float):
+        try:
+            return key, kind(value)
+        except ValueError:
+            pass
+    return key, value
+
+
 def overlap(text: str) -> float:
     try:
         value = float(text)

@@ -40,8 +40,9 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     c.add_argument("--model", type=Path, help=f"model bundle (.nvm); default: $NV_MODEL or models/{DEFAULT_MODEL_NAME}")
     c.add_argument("--format", choices=("json", "table"), default="json", help="json: one record per line (default)")
     c.add_argument(
-        "--threshold", type=threshold, action="append", default=[], metavar="[LABEL=]T",
-        help="alert threshold in [0, 1] for every alert label, or LABEL=T for one (repeatable); default: the manifest's",
+        "--threshold", type=threshold, action="append", default=[], metavar="[GROUP=]T",
+        help="alert threshold in [0, 1] for every alert group, or GROUP=T for one (repeatable; a model without "
+             "groups: each alert label is one); default: the manifest's",
     )
     c.add_argument("--tile", type=positive("tile", 0), metavar="PX",
                    help="tile edge in frame pixels; 0 = classify the whole frame; default: the model's training tile size")
@@ -72,16 +73,19 @@ def run(args: argparse.Namespace) -> int:
     images = [p for p in readable if not is_audio_file(p)]
     overrides = dict(args.threshold)
     audio = model = None
-    try:  # audio files go to the audio model (edge/audio/listen.py); each model takes its own labels
+    try:  # audio files go to the audio model (edge/audio/listen.py); each model takes its own groups and labels
         if len(images) < len(readable):
             audio = listen.AudioFiles(args, overrides, strict=not images)
-            overrides = {k: v for k, v in overrides.items() if k not in audio.alert_labels}
+            overrides = {k: v for k, v in overrides.items() if k not in audio.threshold_keys}
+    except ValueError as exc:  # a --threshold or --event the audio model cannot take (the message names it)
+        raise UsageError(str(exc)) from None
+    try:
         if images or audio is None:
             model = open_model(args.model, args.backend, args.threads)
             thresholds = resolve_thresholds(model.manifest, overrides)
         else:
             thresholds = {}
-    except ValueError as exc:  # from resolve_thresholds: an override that names no alert label
+    except ValueError as exc:  # from resolve_thresholds: an override that names no alert group or label
         raise UsageError(f"--threshold: {exc}") from None
     options = ClassifyOptions(
         thresholds=thresholds,

@@ -23,6 +23,8 @@ from edge.config import (
     PicameraSource,
     load_config,
 )
+from edge.decisions.events import EventRules
+from edge.decisions.groups import alert_groups, describe, plain
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -65,7 +67,16 @@ def summary(cfg: EdgeConfig) -> list[str]:
 def _model(section: ImageConfig | AudioConfig) -> str:
     m = section.manifest
     thresholds = ", ".join(f"{label} {value:g}" for label, value in section.resolved_thresholds().items())
-    return f"{m.name} {m.version} ({section.model}); alert at {thresholds or 'nothing'}"
+    groups = alert_groups(m)
+    decided = "" if plain(groups) else f" (groups: {describe(groups)})"
+    return f"{m.name} {m.version} ({section.model}); alert at {thresholds or 'nothing'}{decided}"
+
+
+def _events(rules: EventRules) -> str:
+    """The rules that won: the model's, with the config's keys over them."""
+    how = f"the mean of the last {rules.window}" if rules.rule == "mean" else f"{rules.k} of the last {rules.n}"
+    return (f"  events {how} observations at the threshold ({rules.rule}; hysteresis {rules.hysteresis:g}, "
+            f"cooldown {rules.cooldown_s:g} s)")
 
 
 def _image(image: ImageConfig) -> list[str]:
@@ -73,11 +84,15 @@ def _image(image: ImageConfig) -> list[str]:
     tile = ("whole frames" if image.tile == 0 else f"{image.tile} px tiles" if image.tile
             else f"{trained} px tiles (the model's)" if trained else "whole frames (the model's)")
     lines = [f"image   {_model(image)}; {tile}"]
+    lines += [_events(image.events)] if image.events is not None else []
     return lines + [f"  from  {_source(s)}" for s in image.sources]
 
 
 def _audio(audio: AudioConfig) -> list[str]:
-    return [f"audio   {_model(audio)}; hop {audio.hop_s:g} s", f"  from  {_source(audio.source)}"]
+    lines = [f"audio   {_model(audio)}; hop {audio.hop_s:g} s", _events(audio.events), f"  from  {_source(audio.source)}"]
+    if audio.score_log is not None:
+        lines.append(f"  scores to {audio.score_log} for {audio.score_log_hours:g} h (at most {audio.score_log_mb:g} MB)")
+    return lines
 
 
 def _source(source) -> str:

@@ -12,10 +12,10 @@ import importlib.util
 import re
 import ssl
 import tomllib
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from edge.audio.score_log import DEFAULT_HOURS, DEFAULT_MAX_MB
 from edge.config.errors import ConfigError
 from edge.config.secret_files import read_secret
 from edge.config.sections import (AFTER_ACTIONS, DEFAULT_STATE_DIR, DEVICE_ID, AudioConfig, AudioSource, DeviceConfig,
@@ -23,7 +23,8 @@ from edge.config.sections import (AFTER_ACTIONS, DEFAULT_STATE_DIR, DEVICE_ID, A
                                   MicrophoneSource, MqttConfig, OutboxConfig, PicameraSource, TlsConfig)
 from edge.config.values import TomlValues, leaf, shown
 from edge.decisions.alerts import resolve_thresholds
-from edge.decisions.events import EventRules
+from edge.decisions.events import EventRules, layered_rules
+from edge.decisions.groups import alert_groups, plain
 from edge.delivery.connection import DEFAULT_PORT, PROTOCOLS
 from edge.delivery.publisher import CONFIRM_MODES
 from edge.image.classify import DEFAULT_BATCH, DEFAULT_OVERLAP
@@ -56,7 +57,7 @@ class _Reader(TomlValues):
         t = self.table(data, "", required=("device",), optional=("image", "audio", "outbox", "mqtt"))
         device = self.device(t["device"])
         image = self.image(t["image"]) if "image" in t else None
-        audio = self.audio(t["audio"]) if "audio" in t else None
+        audio = self.audio(t["audio"], device.state_dir) if "audio" in t else None
         outbox = self.outbox(t.get("outbox", {}), device.state_dir)
         mqtt = self.mqtt(t["mqtt"]) if "mqtt" in t else None
         return EdgeConfig(path=self.path, device=device, outbox=outbox, image=image, audio=audio, mqtt=mqtt)
@@ -97,12 +98,13 @@ class _Reader(TomlValues):
             backend=backend, threads=threads,
             batch=self.integer(t, "image.batch", low=1, default=DEFAULT_BATCH),
             thumbnails=self.boolean(t, "image.thumbnails", default=False),
-            events=self.image_events(t["events"]) if "events" in t else None,
+            events=self.image_events(t["events"], model, manifest) if "events" in t else None,
         )
 
-    def audio(self, raw: Any) -> AudioConfig:
+    def audio(self, raw: Any, state_dir: Path) -> AudioConfig:
         t = self.table(raw, "audio", required=("model", "source"),
-                       optional=("thresholds", "hop_s", "rms_gate_dbfs", "per_window", "backend", "threads", "events"))
+                       optional=("thresholds", "hop_s", "rms_gate_dbfs", "per_window", "backend", "threads", "events",
+                                 "score_log", "score_log_hours", "score_log_mb"))
         backend = self.choice(t, "audio.backend", tuple(BACKENDS))
         threads = self.integer(t, "audio.threads", low=1) if "threads" in t else None
         model, manifest = self.model(t, "audio", backend, threads)
@@ -114,8 +116,22 @@ class _Reader(TomlValues):
             rms_gate_dbfs=self.number(t, "audio.rms_gate_dbfs", low=-200, high=0, default=-60.0),
             per_window=self.boolean(t, "audio.per_window", default=False),
             backend=backend, threads=threads,
-            events=self.events(t["events"], "audio.events") if "events" in t else EventRules(),
+            events=self.events(t.get("events"), "audio.events", model, manifest),
+            **self.score_log(t, state_dir),
         )
+
+    def score_log(self, t: dict, state_dir: Path) -> dict:
+        if "score_log" not in t:
+            for key in ("score_log_hours", "score_log_mb"):
+                if key in t:
+                    raise self.fail(f"audio.{key}", "given without audio.score_log", "score_log = PATH as well, or neither")
+            return {}
+        path = self.path_of(t, "audio.score_log", state_dir)
+        if not path.parent.is_dir():
+            raise self.fail("audio.score_log", f"{path.parent}: no such folder", "a file in an existing folder the service can write")
+        return {"score_log": path,
+                "score_log_hours": self.number(t, "audio.score_log_hours", low=0.01, high=24 * 366, default=DEFAULT_HOURS),
+                "score_log_mb": self.number(t, "audio.score_log_mb", low=0.01, default=DEFAULT_MAX_MB)}
 
     def outbox(self, raw: Any, state_dir: Path) -> OutboxConfig:
         t = self.table(raw, "outbox", optional=("path", "max_mb", "max_records", "routine_max_age_days", "alert_max_age_days"))
@@ -280,18 +296,20 @@ class _Reader(TomlValues):
             try:
                 resolve_thresholds(manifest, {label: float(raw[label])})
             except ValueError as exc:
-                raise self.fail(f"{where}.{label}", str(exc), f"an alert label of {manifest.name}") from None
+                kind = "label" if plain(alert_groups(manifest)) else "group"
+                raise self.fail(f"{where}.{label}", str(exc), f"an alert {kind} of {manifest.name}") from None
         return {label: float(value) for label, value in raw.items()}
 
-    def image_events(self, raw: Any) -> EventRules:
+    def image_events(self, raw: Any, model: Path, manifest: Manifest) -> EventRules:
         """Frames come at irregular intervals (a camera trap fires on motion), so a pause between
-        frames ends nothing unless max_gap_s is given."""
-        rules = self.events(raw, "image.events")
-        return rules if isinstance(raw, dict) and "max_gap_s" in raw else replace(rules, max_gap_s=None)
+        frames ends nothing unless max_gap_s is given (here or by the model)."""
+        return self.events(raw, "image.events", model, manifest, base={"max_gap_s": None})
 
-    def events(self, raw: Any, where: str) -> EventRules:
+    def events(self, raw: Any, where: str, model: Path, manifest: Manifest, base: dict | None = None) -> EventRules:
+        """The model's recommended rules (its manifest's `events`), with the keys of this table over them."""
         try:
-            return EventRules.from_dict(raw, f"{self.path}: [{where}]")
+            return layered_rules((base, "defaults"), (manifest.events, f"{model}: manifest.json: events"),
+                                 (raw, f"{self.path}: [{where}]"))
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
 

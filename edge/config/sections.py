@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from edge.audio.score_log import DEFAULT_HOURS, DEFAULT_MAX_MB
 from edge.config.secret_files import read_secret
 from edge.decisions.alerts import resolve_thresholds
 from edge.decisions.events import EventRules
@@ -95,14 +96,14 @@ class ImageConfig:
     model: Path
     manifest: Manifest = field(repr=False, compare=False)  # read and checked at load time
     sources: tuple[ImageSource, ...]
-    thresholds: dict[str, float] = field(default_factory=dict)  # overrides of the manifest's
+    thresholds: dict[str, float] = field(default_factory=dict)  # overrides of the manifest's, by alert group
     tile: int | None = None  # None = the model's training tile; 0 = the whole frame
     overlap: float = DEFAULT_OVERLAP
     backend: str | None = None
     threads: int | None = None
     batch: int = DEFAULT_BATCH
     thumbnails: bool = False
-    events: EventRules | None = None  # None: one record per frame, no events
+    events: EventRules | None = None  # None: one record per frame, no events; else the manifest's rules under [image.events]
 
     def resolved_thresholds(self) -> dict[str, float]:
         return resolve_thresholds(self.manifest, self.thresholds)
@@ -120,6 +121,9 @@ class AudioConfig:
     backend: str | None = None
     threads: int | None = None
     events: EventRules = EventRules()  # audio always runs through events: a record per window is noise
+    score_log: Path | None = None  # log every window's scores here for a while (edge/audio/score_log.py)
+    score_log_hours: float = DEFAULT_HOURS
+    score_log_mb: float = DEFAULT_MAX_MB
 
     def resolved_thresholds(self) -> dict[str, float]:
         return resolve_thresholds(self.manifest, self.thresholds)

@@ -1,8 +1,8 @@
 """Model bundle: one `.nvm` file = a zip holding `model.tflite` and `manifest.json`.
 
 The manifest says everything the edge needs to use the model the way it was trained: labels, which
-labels raise alerts, the input spec, what data it learnt from, recommended thresholds and its
-metrics. It carries two checksums (bundle format 2):
+labels raise alerts (and, optionally, the groups they are decided in), the input spec, what data it
+learnt from, recommended thresholds and event rules, and its metrics. It carries two checksums (bundle format 2):
 
 - `model_sha256`: SHA-256 of the bytes of `model.tflite`;
 - `manifest_sha256`: SHA-256 of the manifest itself, in canonical JSON without that one key
@@ -76,6 +76,10 @@ class Manifest:
     audio: dict[str, Any] | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     format: int = FORMAT_VERSION
+    # Alert groups: name -> alert labels whose probabilities add up to the group's score; thresholds
+    # are then keyed by group. None: every alert label is its own group (edge.decisions.groups).
+    groups: dict[str, tuple[str, ...]] | None = None
+    events: dict[str, Any] | None = None  # recommended event rules; edge.decisions.events checks the keys
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -189,15 +193,21 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
     unknown = [x for x in alert_labels if x not in labels]
     if unknown:
         raise BundleError(f"{where}: alert_labels: {unknown} are not in labels {list(labels)}")
+    groups = _parse_groups(data.get("groups"), labels, alert_labels, where)
+    keyed = "groups" if groups is not None else "labels"  # what thresholds are keyed by
+    names = tuple(groups) if groups is not None else labels
     thresholds = _get(data, "thresholds", dict, where)
     for label, value in thresholds.items():
-        if label not in labels:
-            raise BundleError(f"{where}: thresholds: {label!r} is not in labels {list(labels)}")
+        if label not in names:
+            raise BundleError(f"{where}: thresholds: {label!r} is not in {keyed} {list(names)}")
         if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
             raise BundleError(f"{where}: thresholds.{label}: expected a number in [0, 1], got {value!r}")
-    missing = [x for x in alert_labels if x not in thresholds]
+    missing = [x for x in (groups or alert_labels) if x not in thresholds]
     if missing:
-        raise BundleError(f"{where}: thresholds: alert labels {missing} have no threshold")
+        raise BundleError(f"{where}: thresholds: alert {keyed} {missing} have no threshold")
+    events = data.get("events")
+    if events is not None and not isinstance(events, dict):
+        raise BundleError(f"{where}: events: expected an object of event rules, got {type(events).__name__}")
     input_spec = _parse_input(_get(data, "input", dict, where), where)
     trained_on = _parse_trained_on(_get(data, "trained_on", dict, where), where)
     audio = data.get("audio")
@@ -232,6 +242,8 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
         audio=audio,
         metrics=metrics,
         format=fmt,
+        groups=groups,
+        events=events,
     )
 
 
@@ -249,6 +261,37 @@ def _check_manifest_checksum(data: dict, fmt: int, path: Path) -> str:
             "again from its release, or rebuild it with nv-convert"
         )
     return stated
+
+
+def _parse_groups(raw: Any, labels: tuple[str, ...], alert_labels: tuple[str, ...],
+                  where: str) -> dict[str, tuple[str, ...]] | None:
+    """Each alert label in exactly one group; a group's name is no label's, unless the group is
+    that one label (an image model's {"mining": ["mining"]})."""
+    if raw is None:
+        return None
+    where = f"{where}: groups"
+    if not isinstance(raw, dict) or not raw:
+        raise BundleError(f"{where}: expected an object of group name -> alert labels, got {raw!r}")
+    groups = {}
+    for name, members in raw.items():
+        if not (name and isinstance(members, list) and members and all(isinstance(m, str) for m in members)
+                and len(set(members)) == len(members)):
+            raise BundleError(f"{where}.{name}: expected a non-empty list of distinct alert labels, got {members!r}")
+        strays = [m for m in members if m not in alert_labels]
+        if strays:
+            raise BundleError(f"{where}.{name}: {strays} are not alert labels {list(alert_labels)}")
+        if name in labels and members != [name]:
+            raise BundleError(f"{where}.{name}: a group may take a label's name only when it is that label alone; "
+                              "rename the group")
+        groups[name] = tuple(members)
+    grouped = [m for members in groups.values() for m in members]
+    twice = sorted({m for m in grouped if grouped.count(m) > 1})
+    if twice:
+        raise BundleError(f"{where}: {twice} are in more than one group; put each alert label in exactly one")
+    loose = [label for label in alert_labels if label not in grouped]
+    if loose:
+        raise BundleError(f"{where}: alert labels {loose} are in no group; put each alert label in exactly one")
+    return groups
 
 
 def _parse_input(raw: dict, where: str) -> InputSpec:

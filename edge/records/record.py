@@ -17,7 +17,7 @@ from edge.decisions.alerts import Decision
 from edge.decisions.events import Event, EventRules
 from edge.ids import uuid7  # in edge/ids.py so that edge/decisions/events.py need not import records; still importable from here
 
-SCHEMA_VERSION = "1.2"  # 1.1 added `queued_s` (set by the publisher); 1.2 added `event` and `audio`
+SCHEMA_VERSION = "1.3"  # 1.1 added `queued_s` (set by the publisher); 1.2 `event` and `audio`; 1.3 `group_scores`
 SCORE_DIGITS = 4
 SECONDS_DIGITS = 3
 RMS_FLOOR_DBFS = -200.0  # digital silence is -inf dBFS, which JSON cannot carry
@@ -46,7 +46,8 @@ def base_record(device: str, source: str, kind: str, moment: datetime, time_sour
 
 def add_decision(record: dict, *, model: dict, labels: Sequence[str], scores, decision: Decision, **fields) -> dict:
     """The fields every classified record carries: the model, the decision and every label's score
-    (then `fields`, then the threshold: the order records have always had)."""
+    (then `fields`, then the threshold: the order records have always had), and every alert group's
+    score when the model has groups of more than one label."""
     record.update(
         model=model,
         label=decision.label,
@@ -57,7 +58,13 @@ def add_decision(record: dict, *, model: dict, labels: Sequence[str], scores, de
     )
     if decision.threshold is not None:
         record["threshold"] = decision.threshold
+    add_group_scores(record, decision.group_scores)
     return record
+
+
+def add_group_scores(record: dict, group_scores: dict[str, float] | None) -> None:
+    if group_scores is not None:
+        record["group_scores"] = {name: round(v, SCORE_DIGITS) for name, v in group_scores.items()}
 
 
 def source_time(source: str | Path | None) -> tuple[datetime, str]:
@@ -110,6 +117,7 @@ def event_record(
                   threshold=event.threshold)
     # The peak window's scores: `scores` is required of every detection since 1.0.
     record["scores"] = {name: round(v, SCORE_DIGITS) for name, v in zip(labels, event.peak_scores)}
+    add_group_scores(record, event.peak_group_scores)
     body = {
         "id": event.id,
         "phase": event.phase,
@@ -124,6 +132,8 @@ def event_record(
         "suppressed": event.suppressed,
         "rules": {"k": rules.k, "n": rules.n, "hysteresis": rules.hysteresis, "cooldown_s": rules.cooldown_s},
     }
+    if rules.rule != "k_of_n":  # 1.3; absent: k_of_n, as every event before it
+        body["rules"] |= {"rule": rules.rule, "window": rules.window}
     if origin is not None:
         body["offset_s"] = round(event.start, SECONDS_DIGITS)
     record["event"] = body

@@ -5,6 +5,10 @@ that stops delivering (unplugged, taken by another program) is reopened with bac
 end at the last window heard. Clips: like frames (edge/service/run.py), one item at a time, records
 flushed before the file is marked done; a clip's records get ids derived from the id the ledger gave
 the clip, so a clip classified again after a crash makes the same records.
+
+With `[audio] score_log`, every classified window's scores also go to that file for the hours asked
+(edge/audio/score_log.py); a log that cannot be written is reported and left out, never a reason to
+stop listening.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import logging
 from edge.audio.audiofile import AudioFileError
 from edge.audio.listen import AudioClassifier, AudioOptions, LiveSession, classify_clip
 from edge.audio.microphone import Microphone, MicrophoneError
+from edge.audio.score_log import ScoreLog, ScoreLogError
 from edge.ids import derived_uuid7
 from edge.model.loaded import load_model
 from edge.records.record import error_record
@@ -38,6 +43,13 @@ class AudioPipeline:
             per_window=cfg.per_window, events=cfg.events))
         self.live = cfg.source.type == "microphone"
         self.sources = [] if self.live else build_sources([cfg.source], ctx.cfg.device.state_dir, kind="audio")
+        self.score_log = None
+        if cfg.score_log is not None:
+            try:
+                self.score_log = ScoreLog(cfg.score_log, self.model, hours=cfg.score_log_hours,
+                                          max_bytes=int(cfg.score_log_mb * 2**20), hop_s=cfg.hop_s)
+            except ScoreLogError as exc:
+                journal.event(log, logging.ERROR, f"no score log: {exc}")
 
     def run(self) -> None:
         try:
@@ -45,6 +57,8 @@ class AudioPipeline:
         finally:
             for source in self.sources:
                 source.close()
+            if self.score_log is not None:
+                self.score_log.close()
 
     # -- microphone ------------------------------------------------------------------------------
 
@@ -53,7 +67,8 @@ class AudioPipeline:
         wait = REOPEN_MIN_S
         while not ctx.stop.is_set():
             ctx.liveness.beat(self.name, busy="opening the microphone")
-            session = LiveSession(self.classifier, source=f"mic:{cfg.source.device or 'default'}", device=ctx.cfg.device.id)
+            session = LiveSession(self.classifier, source=f"mic:{cfg.source.device or 'default'}", device=ctx.cfg.device.id,
+                                  score_log=self.score_log)
             try:
                 with Microphone(self.classifier.spec, cfg.source.device, hop_s=cfg.hop_s,
                                 rms_gate_dbfs=cfg.rms_gate_dbfs) as mic:
@@ -83,7 +98,7 @@ class AudioPipeline:
         ctx = self.ctx
         device = ctx.cfg.device.id
         try:
-            records = list(classify_clip(self.classifier, item.path, device))
+            records = list(classify_clip(self.classifier, item.path, device, score_log=self.score_log))
         except AudioFileError as exc:
             if not item.path.exists():
                 journal.event(log, logging.WARNING, "clip vanished while being read; will retry", source=item.origin)

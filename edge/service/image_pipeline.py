@@ -7,6 +7,7 @@ import logging
 from datetime import datetime, timezone
 
 from edge.decisions.events import EventTracker
+from edge.decisions.groups import alert_groups
 from edge.image.classify import ClassifyOptions, classify_frame
 from edge.image.decode import ImageError
 from edge.image.records import image_record
@@ -33,7 +34,8 @@ class ImagePipeline:
         self.sources = build_sources(cfg.sources, ctx.cfg.device.state_dir, kind="image")
         self.events = None
         if cfg.events is not None:  # per source: frames of two cameras are not one sequence
-            self.events = {s.name: EventTracker(self.model.manifest.labels, self.options.thresholds, cfg.events)
+            m = self.model.manifest
+            self.events = {s.name: EventTracker(m.labels, self.options.thresholds, cfg.events, groups=alert_groups(m))
                            for s in self.sources}
 
     def run(self) -> None:

@@ -28,7 +28,7 @@ def test_a_detection_is_accepted_with_its_id_and_device():
 
 
 def test_error_records_and_version_1_0_records_are_still_valid():
-    assert SCHEMA_VERSION == "1.2"
+    assert SCHEMA_VERSION == "1.3"
     err = error_record(source="card/x.jpg", error="card/x.jpg: empty file (0 bytes)", device="unit-1")
     assert parse("naturevision/unit-1/detection", as_json(err)).kind == "detection"
     old = dict(detection("unit-1", 2), schema="1.0")  # from a unit not yet updated: no queued_s
@@ -46,6 +46,23 @@ def test_event_and_audio_window_records_of_1_2_are_accepted():
     start = event_phases("unit-1")[0]
     with pytest.raises(Rejected, match="at event/windows"):
         parse("naturevision/unit-1/detection", as_json(dict(start, event=dict(start["event"], windows=0))))
+
+
+def test_group_scores_and_mean_rules_of_1_3_are_accepted_and_checked():
+    window = audio_window_record(scores=[0.05, 0.5, 0.45], labels=("background", "engine", "drilling"),
+                                 decision=Decision("machinery", 0.95, True, 0.9, {"machinery": 0.95}), model=MODEL,
+                                 source="mic0", device="unit-1", moment=datetime(2026, 5, 1, tzinfo=timezone.utc),
+                                 time_source="received", offset_s=30.5, duration_s=1.0, rms_dbfs=-31.0, sample_rate=16000)
+    value = parse("naturevision/unit-1/detection", as_json(window)).value
+    assert (value["schema"], value["label"], value["group_scores"]) == ("1.3", "machinery", {"machinery": 0.95})
+    with pytest.raises(Rejected, match="at group_scores/machinery"):
+        parse("naturevision/unit-1/detection", as_json(dict(window, group_scores={"machinery": 1.5})))
+    start = event_phases("unit-1")[0]
+    mean = dict(start, event=dict(start["event"], rules=dict(start["event"]["rules"], rule="mean", window=4)))
+    assert parse("naturevision/unit-1/detection", as_json(mean)).value["event"]["rules"]["rule"] == "mean"
+    with pytest.raises(Rejected, match="at event/rules/rule"):
+        parse("naturevision/unit-1/detection",
+              as_json(dict(start, event=dict(start["event"], rules=dict(start["event"]["rules"], rule="median")))))
 
 
 @pytest.mark.parametrize("change, reason", [

@@ -214,3 +214,50 @@ def test_listen_refuses_an_image_model(capsys, monkeypatch, tiny_int8):
     microphone(monkeypatch, hum(1.0))
     assert main(["listen", "--audio-model", str(tiny_int8)]) == 2
     assert "is an image model, not an audio model" in capsys.readouterr().err
+
+
+# -- the bundle's groups and event rules, the score log --------------------------------------------
+
+def test_classify_follows_the_bundles_groups_and_event_rules(capsys, tiny_grouped_audio, tiny_audio_models, card):
+    clip = card / "sub" / "b_script.wav"
+    code, events, _ = run(capsys, "classify", clip, "--audio-model", tiny_grouped_audio, "--events")
+    assert code == 0 and [r["event"]["phase"] for r in events] == ["start", "end"]
+    start = events[0]
+    assert (start["label"], start["threshold"], start["model"]["name"]) == ("machinery", 0.6, "tiny-grouped")
+    assert start["event"]["rules"] == {"k": 2, "n": 3, "hysteresis": 0.1, "cooldown_s": 0, "rule": "mean", "window": 3}
+    assert start["group_scores"] == {"machinery": start["scores"]["engine"]} == {"machinery": start["score"]}
+    assert 3.5 <= start["event"]["offset_s"] <= 5.0, "from the first window of the average that reached 0.6"
+    _, windows, _ = run(capsys, "classify", clip, "--audio-model", tiny_grouped_audio)
+    hot = [r for r in windows if r["alert"]]
+    assert hot and all(r["label"] == "machinery" and r["threshold"] == 0.6 and r["group_scores"] == {"machinery": r["score"]}
+                       for r in hot)
+    _, kofn, _ = run(capsys, "classify", clip, "--audio-model", tiny_grouped_audio, "--event", "rule=k_of_n")
+    assert [r["event"]["phase"] for r in kofn] == ["start", "end"], "--event implies --events"
+    assert kofn[0]["event"]["rules"] == {"k": 2, "n": 3, "hysteresis": 0.1, "cooldown_s": 0}, "the bundle's other keys kept"
+    _, old, _ = run(capsys, "classify", clip, "--audio-model", tiny_audio_models["int8"], "--events")
+    assert old[0]["label"] == "engine" and "group_scores" not in old[0], "a bundle without groups: as before"
+    assert old[0]["event"]["rules"] == {"k": 2, "n": 3, "hysteresis": 0.1, "cooldown_s": 30.0}
+    for option, message in [(("--threshold", "engine=0.5"), "--threshold: 'engine' is decided in its group, not alone: "
+                              "set the group's threshold (groups: machinery = engine)"),
+                            (("--event", "window=3.5"), "--event: window must be an integer, got 3.5")]:
+        assert main(["classify", str(clip), "--audio-model", str(tiny_grouped_audio), *option]) == 2
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="2"):  # argparse's own usage error
+        main(["classify", str(clip), "--audio-model", str(tiny_grouped_audio), "--event", "windows"])
+    assert "expected KEY=VALUE like rule=mean or window=6, got 'windows'" in capsys.readouterr().err
+
+
+def test_listen_with_the_bundles_rules_and_a_score_log(capsys, monkeypatch, tiny_grouped_audio, tmp_path):
+    microphone(monkeypatch, scripted(("hiss", 5), ("hum", 5), ("hiss", 5)), pace=10)
+    code, records, err = run(capsys, "listen", "--device", "pnp", "--audio-model", tiny_grouped_audio, "--duration", "15",
+                             "--score-log", tmp_path / "scores.jsonl", "--score-log-hours", "0.5")
+    assert code == 0 and [r["event"]["phase"] for r in records] == ["start", "end"]
+    assert records[0]["label"] == "machinery" and records[0]["event"]["rules"]["rule"] == "mean"
+    header, *rows = [json.loads(line) for line in (tmp_path / "scores.jsonl").read_text().splitlines()]
+    assert header["groups"] == {"machinery": ["engine"]} and header["hop_s"] == 0.5 and header["model"]["name"] == "tiny-grouped"
+    assert len(rows) > 10 and f"{len(rows)} score line(s) added to {tmp_path / 'scores.jsonl'}" in err
+    assert all(set(r) == {"time", "rms_dbfs", "scores", "groups"} for r in rows)
+    assert max(r["groups"]["machinery"] for r in rows) > 0.9 > min(r["groups"]["machinery"] for r in rows)
+    code = main(["listen", "--device", "pnp", "--audio-model", str(tiny_grouped_audio), "--duration", "1",
+                 "--score-log", str(tmp_path / "missing" / "scores.jsonl")])
+    assert code == 1 and "cannot write the score log" in capsys.readouterr().err

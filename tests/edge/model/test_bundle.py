@@ -32,6 +32,18 @@ def test_round_trip_keeps_manifest_and_model(tiny_int8, tmp_path):
     assert again.manifest.format == 2 and again.manifest.manifest_sha256 == documented_checksum(manifest_of(copy))
 
 
+def test_groups_and_events_round_trip_and_older_manifests_have_neither(tiny_int8, tmp_path):
+    bundle = read_bundle(tiny_int8)
+    grouped = replace(bundle.manifest, groups={"mining": ("mining",)}, events={"rule": "mean", "window": 3})
+    written = write_bundle(tmp_path / "grouped.nvm", bundle.model_bytes, grouped)
+    again = read_bundle(tmp_path / "grouped.nvm").manifest
+    assert again == written and again.groups == {"mining": ("mining",)} and again.events == {"rule": "mean", "window": 3}
+    older = sealed({k: v for k, v in manifest_of(tiny_int8).items() if k not in ("groups", "events")})
+    old = read_bundle(rezip(tiny_int8, tmp_path / "old.nvm", manifest=older)).manifest
+    assert (old.groups, old.events) == (None, None)
+    assert replace(old, manifest_sha256="") == replace(bundle.manifest, manifest_sha256="")
+
+
 def test_load_checks_tensors_and_works(tiny_int8):
     model = load_model(tiny_int8)
     assert model.manifest.labels == ("mining", "not_mining")
@@ -104,6 +116,19 @@ def test_manifest_not_json(tiny_int8, tmp_path):
         ({"input": {"size": [64, 96], "colour": "log-mel", "resize": "bilinear", "dtype": "int8",
                     "mean": [0, 0, 0], "std": [1, 1, 1]}}, "input.colour: a image model takes 'rgb'"),
         ({"name": None}, "name: expected str"),
+        ({"groups": {"m": ["mining"]}}, r"thresholds: 'mining' is not in groups \['m'\]"),
+        ({"groups": {"m": ["mining"]}, "thresholds": {}}, r"thresholds: alert groups \['m'\] have no threshold"),
+        ({"groups": {"not_mining": ["mining"]}}, "groups.not_mining: a group may take a label's name only when it is that label alone"),
+        ({"groups": {"m": ["not_mining"]}}, r"groups.m: \['not_mining'\] are not alert labels \['mining'\]"),
+        ({"groups": {"m": []}}, "groups.m: expected a non-empty list of distinct alert labels"),
+        ({"groups": {"m": ["mining", "mining"]}}, "groups.m: expected a non-empty list of distinct alert labels"),
+        ({"groups": ["mining"]}, "groups: expected an object of group name -> alert labels"),
+        ({"groups": {}}, "groups: expected an object of group name -> alert labels"),
+        ({"groups": {"a": ["mining"], "b": ["mining"]}, "thresholds": {"a": 0.5, "b": 0.5}},
+         r"groups: \['mining'\] are in more than one group; put each alert label in exactly one"),
+        ({"alert_labels": ["mining", "not_mining"], "groups": {"g": ["mining"]}, "thresholds": {"g": 0.5}},
+         r"groups: alert labels \['not_mining'\] are in no group"),
+        ({"events": [2, 3]}, "events: expected an object of event rules, got list"),
     ],
 )
 def test_manifest_errors_name_the_key(tiny_int8, tmp_path, change, message):

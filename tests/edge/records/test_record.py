@@ -1,4 +1,4 @@
-"""Event and audio-window records (schema 1.2) against the JSON Schema, and older records still valid."""
+"""Event and audio-window records (schema 1.3) against the JSON Schema, and older records still valid."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_event_phases_become_valid_records_linked_by_the_event_id():
                             origin=CLIP_START, time_source="file-mtime") for e in (start, update, end)]
     for record in records:
         VALIDATOR.validate(record)
-        assert record["schema"] == SCHEMA_VERSION == "1.2"
+        assert record["schema"] == SCHEMA_VERSION == "1.3"
         assert (record["kind"], record["label"], record["alert"], record["threshold"]) == ("audio", "excavator", True, 0.5)
         assert record["time"] == "2026-05-01T16:00:00.500Z" == record["event"]["start"]  # the event's start, not the phase's
         assert record["event"]["offset_s"] == 0.5
@@ -58,6 +58,25 @@ def test_event_phases_become_valid_records_linked_by_the_event_id():
         "rules": {"k": 2, "n": 3, "hysteresis": 0.1, "cooldown_s": 30.0},
     }
     assert records[2]["score"] == 0.95
+
+
+def test_events_of_a_group_on_the_mean_rule():
+    labels = ("background", "engine", "drilling")
+    rules = EventRules(rule="mean", window=2, cooldown_s=0.0)
+    tracker = EventTracker(labels, {"machinery": 0.9}, rules, groups={"machinery": ("engine", "drilling")})
+    events = []
+    for i, (engine, drilling) in enumerate([(0.5, 0.45)] * 4 + [(0.1, 0.0)] * 2):
+        events += tracker.observe(i * 0.5, i * 0.5 + 1.0, [1 - engine - drilling, engine, drilling])
+    start, end = (event_record(e, kind="audio", source="mic0", device="unit-7", model=MODEL, rules=rules, labels=labels,
+                               origin=None) for e in events)
+    for record in (start, end):
+        VALIDATOR.validate(record)
+        assert (record["label"], record["score"], record["threshold"]) == ("machinery", 0.95, 0.9)
+        assert record["group_scores"] == {"machinery": 0.95} and record["scores"] == {"background": 0.05, "engine": 0.5,
+                                                                                       "drilling": 0.45}
+    assert end["event"]["rules"] == {"k": 2, "n": 3, "hysteresis": 0.1, "cooldown_s": 0.0, "rule": "mean", "window": 2}
+    assert (end["event"]["windows"], end["event"]["duration_s"]) == (4, 2.5)
+    assert not VALIDATOR.is_valid(dict(end, group_scores={"machinery": 1.2}))
 
 
 def test_live_events_carry_unix_times():
