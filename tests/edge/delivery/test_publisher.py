@@ -45,6 +45,8 @@ def stored(db: Path) -> tuple[int, int]:
     if not db.exists():
         return (0, 0)
     with sqlite3.connect(db, timeout=30) as con:
+        if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'detections'").fetchone():
+            return (0, 0)  # the listener has made the file but not yet its tables
         return con.execute("SELECT count(*), count(DISTINCT id) FROM detections").fetchone()
 
 
