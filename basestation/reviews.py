@@ -20,6 +20,7 @@ from edge.ids import uuid7
 
 VERDICTS = ("confirmed", "false_alarm", "unsure")
 KINDS = ("detection", "event")
+PHASES = ("start", "update", "end")
 MAX_NOTE = 2000  # characters
 
 SCHEMA = """
@@ -140,7 +141,10 @@ def event_records(db: sqlite3.Connection, anchor: str) -> list[sqlite3.Row]:
         return [row]
     rows = cur.execute("SELECT * FROM detections WHERE device = ? AND time = ? ORDER BY received, id",
                        (row["device"], row["time"])).fetchall()
-    return [r for r in rows if event_id(json.loads(r["record"])) == eid]
+    found = [(r, json.loads(r["record"])["event"]) for r in rows if event_id(json.loads(r["record"])) == eid]
+    found.sort(key=lambda pair: (PHASES.index(pair[1].get("phase")) if pair[1].get("phase") in PHASES else 1,
+                                 pair[1].get("duration_s") or 0))  # received together, they still sort in order
+    return [r for r, _ in found]
 
 
 # -- the labelled export --------------------------------------------------------------------------
@@ -167,7 +171,8 @@ def labelled_rows(db: sqlite3.Connection) -> list[dict]:
             rows[record_row["id"]] = _labelled(record_row, review)
             if review.target_kind == "detection":
                 own.add(record_row["id"])
-    return sorted(rows.values(), key=lambda r: (r["time"], r["record_id"]))
+    order = {record_id: i for i, record_id in enumerate(rows)}  # an event's phases share its start time
+    return sorted(rows.values(), key=lambda r: (r["time"], order[r["record_id"]]))
 
 
 def _labelled(row: sqlite3.Row, review: Review) -> dict:
