@@ -83,7 +83,7 @@ def records(db: sqlite3.Connection, f: Filters) -> dict:
         where.append("received > ?")
         args.append(f.since - OVERLAP_S)
     now = time.time()
-    rows = _rows(db, f"SELECT * FROM detections WHERE {' AND '.join(where)} ORDER BY received DESC, id DESC LIMIT ?",
+    rows = _rows(db, f"SELECT * FROM detections WHERE {' AND '.join(where)} ORDER BY received DESC, time DESC, id DESC LIMIT ?",
                  (*args, f.limit))
     items = [summary(row) for row in rows]
     verdicts = reviews.latest(db, sorted({i["group"] for i in items} | {i["id"] for i in items}))

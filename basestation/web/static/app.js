@@ -99,7 +99,8 @@ function latest(group) {
 
 function render() {
   const groups = [...state.groups.values()].map((g) => ({ group: g, head: latest(g) }))
-    .sort((a, b) => b.head.received - a.head.received || (b.head.id > a.head.id ? 1 : -1)).slice(0, MAX_GROUPS);
+    .sort((a, b) => b.head.received - a.head.received || b.head.time.localeCompare(a.head.time) || b.head.id.localeCompare(a.head.id))
+    .slice(0, MAX_GROUPS);
   const list = document.getElementById("events");
   list.replaceChildren(...groups.map(({ group, head }) => item(group, head)));
   document.getElementById("count").textContent = `(${groups.length}${state.groups.size > MAX_GROUPS ? "+" : ""})`;

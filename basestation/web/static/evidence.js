@@ -30,7 +30,8 @@ export async function openEvidence(id, me, reviewed) {
     reviewBox(d, me),
   ].flat().filter(Boolean));
   panel.hidden = false;
-  panel.focus();
+  panel.focus({ preventScroll: true });
+  panel.scrollTop = 0;
   api(`/api/detections/${d.id}/series`).then((s) => document.getElementById("series").replaceWith(chart(s, r.threshold)))
     .catch(() => document.getElementById("series").replaceChildren());
   return d;
