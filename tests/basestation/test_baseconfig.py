@@ -84,3 +84,15 @@ def test_not_toml_and_missing_file(tmp_path):
         load(write(tmp_path, "[serve\n"))
     with pytest.raises(ConfigError, match="cannot read"):
         load(tmp_path / "nope.toml")
+
+
+def test_the_shipped_example_reads(tmp_path):
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "systemd" / "base.example.toml"
+    config = load(example)
+    assert config.serve.port == 8080 and not config.homeassistant.enabled and config.rules == ()
+    uncommented = "\n".join(line[2:] if line.startswith("# ") and "=" in line or line.startswith("# [") else line
+                            for line in example.read_text().splitlines())
+    full = load(write(tmp_path, uncommented))  # every commented key is a real one
+    assert [r.name for r in full.rules] == ["mining-ops", "machines-by-mail", "all-alerts"]
