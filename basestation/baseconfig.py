@@ -116,7 +116,7 @@ def parse(data: dict, path: Path) -> BaseConfig:
                                                         prefix=ha.text("prefix", "homeassistant", pattern=TOPIC)))
 
 
-def _serve(t: "_Table") -> ServeConfig:
+def _serve(t: _Table) -> ServeConfig:
     t.only("host", "port", "threads", "secure_cookies", "tiles", "tiles_max_zoom", "overlay", "overlay_bounds",
            "public_url")
     bounds = t.get("overlay_bounds")
@@ -138,7 +138,7 @@ def _serve(t: "_Table") -> ServeConfig:
                        overlay_bounds=bounds, public_url=url)
 
 
-def _smtp(t: "_Table") -> SmtpConfig:
+def _smtp(t: _Table) -> SmtpConfig:
     t.only("host", "port", "starttls", "ssl", "username", "password_file", "sender", "timeout_s")
     if "host" not in t.data:
         raise ConfigError(f"{t.file}: {t.where('host')}: the SMTP server's host name is needed")
@@ -151,11 +151,11 @@ def _smtp(t: "_Table") -> SmtpConfig:
     return config
 
 
-def _groups(t: "_Table") -> dict[str, tuple[str, ...]]:
+def _groups(t: _Table) -> dict[str, tuple[str, ...]]:
     return {name: t.strings(name) for name in t.data}
 
 
-def _rule(t: "_Table", groups: dict[str, tuple[str, ...]]) -> Rule:
+def _rule(t: _Table, groups: dict[str, tuple[str, ...]]) -> Rule:
     t.only("name", "labels", "group", "units", "min_score", "alerts_only", "phases", "max_per_hour", "webhook", "email",
            "mqtt_topic", "retries", "timeout_s")
     name = t.text("name", None, pattern=RULE_NAME)
@@ -210,10 +210,10 @@ class _Table:
     def get(self, key: str):
         return self.data.get(key)
 
-    def table(self, key: str) -> "_Table":
+    def table(self, key: str) -> _Table:
         return _Table(self.data.get(key, {}), self.file, self.where(key))
 
-    def tables(self, key: str) -> list["_Table"]:
+    def tables(self, key: str) -> list[_Table]:
         items = self.data.get(key, [])
         if not isinstance(items, list):
             raise ConfigError(f"{self.file}: {self.where(key)}: write each as [[{key}]]")

@@ -84,6 +84,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if path is not None and not path.exists():
             raise ConfigError(f"{option} {path}: no such file or folder")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s nv-base serve: %(levelname)s %(message)s")
+    if serve.secure_cookies and serve.host not in ("127.0.0.1", "localhost", "::1"):
+        print("nv-base serve: the session cookie is Secure: browsers on other machines log in only over HTTPS "
+              "(a TLS reverse proxy in front), or pass --insecure-cookies on a trusted network", file=sys.stderr)
     db = open_database(args.db)
     if not accounts.users(db):
         print(f"nv-base serve: no accounts yet; make one: nv-base user add NAME --role admin --db {args.db}",
@@ -162,10 +165,14 @@ def listen_hooks(path: Path | None, settings):
     config = load(path)
     notifier = Notifier(config, settings).start()
     announcer = Announcer(config.homeassistant.prefix) if config.homeassistant.enabled else None
+    connection = [None]
 
     def after_commit(new_records, devices, client) -> None:
         notifier.submit(new_records)
         if announcer is not None and client is not None:
+            if client is not connection[0]:  # a new connection: the broker may have lost the retained configs
+                connection[0] = client
+                announcer.forget()
             announcer.announce(client, devices)
 
     return after_commit, notifier.close

@@ -18,8 +18,8 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 from basestation.baseconfig import BaseConfig, Rule
 from basestation.notify import channels, rules
@@ -75,7 +75,7 @@ class RuleWorker:
                 continue
             try:
                 self._one(record)
-            except Exception:  # noqa: BLE001 - a bug here must not end the worker
+            except Exception:
                 log.exception("rule %s: notifying about %s failed", self.rule.name, record.get("id"))
 
     def _one(self, record: dict) -> None:
@@ -135,7 +135,7 @@ class Notifier:
                 send = self.mqtt.sender(rule.mqtt_topic, rule.timeout_s)
             self.workers.append(RuleWorker(rule, send, public_url=config.serve.public_url, **worker_options))
 
-    def start(self) -> "Notifier":
+    def start(self) -> Notifier:
         for worker in self.workers:
             worker.thread.start()
         if self.workers:

@@ -34,7 +34,8 @@ def open_database(path: Path) -> sqlite3.Connection:
     return store.db
 
 
-def create_app(db_path: Path, config: ServeConfig = ServeConfig()) -> Flask:
+def create_app(db_path: Path, config: ServeConfig | None = None) -> Flask:
+    config = config or ServeConfig()
     open_database(db_path).close()  # tables exist before the first request; each thread opens its own
     app = Flask(__name__, static_folder=str(HERE / "static"), template_folder=str(HERE / "templates"))
     app.config.update(NV_DB=Path(db_path), NV_SERVE=config, MAX_CONTENT_LENGTH=64 * 1024,

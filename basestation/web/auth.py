@@ -81,7 +81,7 @@ def login():
     opened = accounts.log_in(g.db, name, password, address)
     if opened is None:
         return _login_page("Wrong name or password.", 401)
-    token, session = opened
+    token, _ = opened
     response = redirect("/")
     response.set_cookie(SESSION_COOKIE, token, max_age=accounts.SESSION_S, httponly=True, samesite="Strict",
                         secure=_secure(), path="/")

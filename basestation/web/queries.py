@@ -11,7 +11,7 @@ import json
 import sqlite3
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from basestation import reviews
 
@@ -216,8 +216,8 @@ def _rows(db: sqlite3.Connection, sql: str, args: tuple) -> list[sqlite3.Row]:
 
 
 def _unix(iso: str) -> float:
-    moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    moment = datetime.fromisoformat(iso)  # Python 3.11 reads "Z"
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _iso(unix: float) -> str:

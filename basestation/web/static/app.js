@@ -12,7 +12,10 @@ async function start() {
   setCsrf(state.me.csrf);
   state.config = await api("/api/config");
   state.map = await createMap(state.config, (id) => show(id)).catch((error) => {
-    console.warn("map unavailable:", error);
+    document.getElementById("map").hidden = true;  // the list, the evidence and the units work without it
+    const note = document.getElementById("map-note");
+    note.textContent = `The map is not available (${error.message}); the events and their evidence are.`;
+    note.hidden = false;
     return null;
   });
   await loadFacets();
