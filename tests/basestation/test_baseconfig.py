@@ -96,3 +96,15 @@ def test_the_shipped_example_reads(tmp_path):
                             for line in example.read_text().splitlines())
     full = load(write(tmp_path, uncommented))  # every commented key is a real one
     assert [r.name for r in full.rules] == ["mining-ops", "machines-by-mail", "all-alerts"]
+
+
+def test_listen_and_config_check_name_the_bad_key(tmp_path):
+    from test_cli import nv_base
+
+    bad = write(tmp_path, GOOD.replace("min_score = 0.8", "min_score = 2"))
+    proc = nv_base("listen", "--db", tmp_path / "b.db", "--config", bad, "--host", "127.0.0.1", "--port", "1")
+    assert proc.returncode == 1 and f"{bad}: rules[1].min_score: a number from 0 to 1, not 2" in proc.stderr
+    proc = nv_base("config", "check", bad)
+    assert proc.returncode == 1 and "rules[1].min_score" in proc.stderr
+    good = nv_base("config", "check", write(tmp_path, GOOD))
+    assert good.returncode == 0 and "3 notification rule(s)" in good.stdout and "Home Assistant discovery: on" in good.stdout

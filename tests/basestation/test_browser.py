@@ -38,7 +38,20 @@ def log_in(driver, url: str, name: str) -> None:
     WebDriverWait(driver, 15).until(EC.text_to_be_present_in_element((By.ID, "live"), "live"))
 
 
+def overview_picture(path) -> None:
+    from PIL import Image, ImageDraw
+
+    picture = Image.new("RGB", (200, 160), (70, 120, 70))
+    draw = ImageDraw.Draw(picture)
+    for i in range(0, 200, 20):
+        draw.line([(i, 0), (i, 160)], fill=(210, 200, 130))
+        draw.line([(0, i), (200, i)], fill=(210, 200, 130))
+    picture.save(path)
+
+
 def test_a_detection_arrives_live_is_reviewed_and_exported(site, tmp_path):
+    alert = located(10, alert=True, tiled=True)
+    alert_geo = alert["geo"]
     site.broker.start()
     db = tmp_path / "base.db"
     listener = site.listener(db)
@@ -47,7 +60,11 @@ def test_a_detection_arrives_live_is_reviewed_and_exported(site, tmp_path):
     for name in ("ada", "rui"):
         accounts.add_user(con, name, ROLES[name], PASSWORDS[name])
     con.close()
-    server, url = serve(db, tmp_path / "serve.log")
+    overview = tmp_path / "overview.png"  # the operator's georeferenced picture of the alert's surroundings
+    overview_picture(overview)
+    bounds = (alert_geo["lat"] - 0.25, alert_geo["lon"] - 0.35, alert_geo["lat"] + 0.25, alert_geo["lon"] + 0.35)
+    server, url = serve(db, tmp_path / "serve.log", "--overlay", str(overview),
+                        f"--overlay-bounds={','.join(map(str, bounds))}")
     downloads = tmp_path / "downloads"
     downloads.mkdir()
     driver = chromium(tmp_path, downloads)
@@ -62,7 +79,6 @@ def test_a_detection_arrives_live_is_reviewed_and_exported(site, tmp_path):
         assert driver.find_elements(By.CSS_SELECTOR, ".event-button") == []
 
         # A unit publishes: a few routine frames and one tiled alert with its best-tile thumbnail.
-        alert = located(10, alert=True, tiled=True)
         with Outbox(tmp_path / "outbox.db") as outbox:
             for n in range(1, 10):
                 outbox.put(located(n))
@@ -73,6 +89,9 @@ def test_a_detection_arrives_live_is_reviewed_and_exported(site, tmp_path):
         assert driver.current_url.rstrip("/") == url.rstrip("/")  # no reload: it came by polling
         WebDriverWait(driver, 20).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".event-button")) == 10)
         assert driver.find_element(By.ID, "map").is_displayed()
+        assert driver.execute_script(  # the overview loaded, and the borders' canvas lies under it, in its own pane
+            "const i = document.querySelector('.leaflet-overlay-pane img.leaflet-image-layer');"
+            "return i && i.complete && i.naturalWidth === 200 && !!document.querySelector('.leaflet-basemap-pane canvas');")
         WebDriverWait(driver, 20).until(lambda d: "online" in d.find_element(By.ID, "units").text)
         screenshot(driver, tmp_path, "map")
 

@@ -11,11 +11,14 @@ export async function createMap(config, onSelect) {
   const map = L.map(box, { worldCopyJump: true, preferCanvas: true, minZoom: 1 }).setView([0, -40], 2);
   map.attributionControl.setPrefix(false);
   const layers = {};
+  // The borders get a pane of their own under the tiles (200): Leaflet puts canvases at z-index 100 in
+  // their pane, which in the overlay pane would hide an overview picture.
+  map.createPane("basemap").style.zIndex = 150;
   if (window.topojson) {
     const topo = await fetch(config.basemap, { credentials: "same-origin" }).then((r) => r.json());
     layers["Borders and coastlines"] = L.geoJSON(window.topojson.feature(topo, topo.objects.countries), {
       style: { color: "#5b6b5b", weight: 0.8, fillColor: "#eef0e6", fillOpacity: 1 }, interactive: false,
-      attribution: "Natural Earth",
+      attribution: "Natural Earth", pane: "basemap", renderer: L.canvas({ pane: "basemap" }),
     }).addTo(map);
   }
   if (config.tiles) {
@@ -80,7 +83,9 @@ export async function createMap(config, onSelect) {
       if (visible()) fit();
     },
     focus(detail) {
-      if (typeof detail.lat === "number" && !box.hidden) map.setView([detail.lat, detail.lon], Math.max(map.getZoom(), 8));
+      if (typeof detail.lat !== "number" || box.hidden) return;
+      moved = true;  // the map follows the person's choice from now on, not the next refit
+      map.setView([detail.lat, detail.lon], Math.max(map.getZoom(), 9));
     },
   };
 }
