@@ -42,8 +42,10 @@ demo: $(VENV)/.base
 
 # The delivery tests start their own mosquitto on a free loopback port with their own config, so a
 # broker service that the Debian package may have started (on 1883) is never used.
+# The browser tests drive Debian's Chromium through its chromedriver (no browser download).
 test: $(VENV)/.test
 	(command -v mosquitto && command -v openssl) >/dev/null || (apt-get update -qq && apt-get install -y -qq mosquitto mosquitto-clients openssl)
+	(test -x /usr/bin/chromium && test -x /usr/bin/chromedriver) || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.test

@@ -4,6 +4,7 @@
     nv-base list --db PATH                       recent detections and unit status, as tables
     nv-base dead-letters --db PATH               the messages that were refused, and why
     nv-base export --db PATH --format csv|geojson [--out FILE]
+    nv-base serve | user | reviews | config    the web page and what goes with it (basestation/cli_web.py)
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import sys
 import threading
 from pathlib import Path
 
+from basestation import cli_web
+from basestation.baseconfig import ConfigError
 from basestation.export import write_csv, write_geojson
 from basestation.listener import Listener, ListenerOptions
 from basestation.listing import write_dead_letters, write_listing
@@ -39,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--group", help="share the load with other workers: subscribe via $share/GROUP/")
     listen.add_argument("--batch", type=int, default=500, help="messages per commit, at most (default 500)")
     listen.add_argument("--no-receipts", action="store_true", help="do not confirm stored records to the units")
+    listen.add_argument("--config", type=Path, help="the base station's TOML config: notification rules, Home Assistant")
     add_broker_arguments(listen)
 
     lst = sub.add_parser("list", help="recent detections and unit status")
@@ -56,20 +60,23 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--alerts-only", action="store_true", help="only detections that raised an alert")
     exp.add_argument("--include-unlocated", action="store_true",
                      help="geojson: keep records without a location, as features with a null geometry")
+    cli_web.add_parsers(sub, default_db)
     return parser
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s nv-base listen: %(levelname)s %(message)s")
     settings = settings_from_args(args, default_client_id=f"nv-base-{socket.gethostname()}")
+    after_commit, close_hooks = cli_web.listen_hooks(args.config, settings)
     store = Store(args.db)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     options = ListenerOptions(group=args.group, batch=args.batch, receipts=not args.no_receipts)
     try:
-        Listener(store, settings, options).run(stop)
+        Listener(store, settings, options, after_commit=after_commit).run(stop)
     finally:
+        close_hooks()
         store.close()
     return 0
 
@@ -113,10 +120,12 @@ def _existing(path: Path) -> Store:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"listen": cmd_listen, "list": cmd_list, "dead-letters": cmd_dead_letters, "export": cmd_export}
+    handlers = {"listen": cmd_listen, "list": cmd_list, "dead-letters": cmd_dead_letters, "export": cmd_export,
+                "serve": cli_web.cmd_serve, "user": cli_web.cmd_user, "reviews": cli_web.cmd_reviews,
+                "config": cli_web.cmd_config}
     try:
         return handlers[args.command](args)
-    except (StoreError, ConnectionFailed) as exc:
+    except (StoreError, ConnectionFailed, ConfigError) as exc:
         print(f"nv-base: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

@@ -26,6 +26,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -52,8 +53,13 @@ class ListenerOptions:
 
 
 class Listener:
-    def __init__(self, store: Store, settings: BrokerSettings, options: ListenerOptions = ListenerOptions()):
+    def __init__(self, store: Store, settings: BrokerSettings, options: ListenerOptions = ListenerOptions(),
+                 after_commit: Callable[[list[dict], set[str], mqtt.Client | None], None] | None = None):
+        """`after_commit(new_records, devices, client)` runs in this thread after each commit (and its
+        acknowledgements) with the detections stored for the first time, the units the batch came
+        from and the live client (None while disconnected); it must not block (basestation/notify/)."""
         self.store = store
+        self.after_commit = after_commit
         self.settings = settings
         self.options = options
         self.link = Link(settings, Backoff(1.0, options.backoff_max_s), open_client=self._open, on_retry=self._retrying, log=log)
@@ -149,9 +155,18 @@ class Listener:
         self.totals["stored"] += saved.stored
         self.totals["duplicates"] += saved.duplicates
         self.totals["rejected"] += len(dead)
-        client = self.link.client
-        if client is None or not self.link.connected:
-            return  # the broker redelivers them to our next connection; the store ignores repeats
+        client = self.link.client if self.link.connected else None
+        if client is not None:
+            self._acknowledge(client, batch, saved)
+        if self.after_commit is not None:
+            try:
+                self.after_commit(saved.new, {item.device for item in accepted}, client)
+            except Exception:  # noqa: BLE001 - what follows a commit never stops storing
+                log.exception("after the commit: notifying failed")
+
+    def _acknowledge(self, client: mqtt.Client, batch: list, saved) -> None:
+        """Without a live connection nothing is acknowledged: the broker redelivers the batch to our next
+        connection, and the store ignores repeats."""
         for owner, message in batch:
             if owner is client and message.qos > 0:  # a message id means nothing on another connection
                 client.ack(message.mid, message.qos)

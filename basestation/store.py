@@ -80,6 +80,7 @@ class Saved:
     duplicates: int = 0
     receipts: dict[str, tuple[list[str], list[str]]] = field(default_factory=lambda: defaultdict(lambda: ([], [])))
     unstorable: list[tuple[int, str]] = field(default_factory=list)  # (index in the batch, why): not stored
+    new: list[dict] = field(default_factory=list)  # detections stored for the first time (not repeats)
 
 
 class Store:
@@ -154,6 +155,8 @@ class Store:
         saved.stored += cur.rowcount
         saved.duplicates += 1 - cur.rowcount
         saved.receipts[item.device][0].append(r["id"])
+        if cur.rowcount:
+            saved.new.append(r)
 
     def _device(self, item: Accepted, now: float) -> None:
         """Keep the latest status and heartbeat per unit. Both are retained: the broker hands us

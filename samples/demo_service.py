@@ -1,6 +1,7 @@
 """The whole path on one machine, offline: a local mosquitto on a free loopback port, `nv-edge run` on the
-shipped sample frames and clip, `nv-base listen` storing what arrives, `nv-base list` printing it. Then
-everything it started is stopped. Run by `make demo`:
+shipped sample frames and clip, `nv-base listen` storing what arrives, `nv-base list` printing it, and
+`nv-base serve` showing it on a web page (its URL and a demo login are printed last; with a terminal,
+the page stays up until Enter is pressed). Then everything it started is stopped. Run by `make demo`:
 
     python samples/demo_service.py OUTDIR
 
@@ -11,12 +12,18 @@ in systemd/edge.example.toml has it).
 
 from __future__ import annotations
 
+import json
+import re
+import secrets
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 from basestation.localbroker import LocalBroker
@@ -124,6 +131,7 @@ poll_s = 0.2
         print("== the service's log (logfmt for journald), last lines:")
         for line in (work / "nv-edge-run.log").read_text().splitlines()[-4:]:
             print("  ", line)
+        web_page(work, db, spawn)
     finally:
         for proc in reversed(procs):
             if proc.poll() is None:
@@ -135,6 +143,52 @@ poll_s = 0.2
         broker.stop()
         print("== stopped everything the demo started")
     return 0
+
+
+def web_page(work: Path, db: Path, spawn) -> None:
+    """`nv-base serve` on a free loopback port with a demo account; checks that the page shows the
+    demo's detections, prints its URL, and (with a terminal) keeps it up until Enter."""
+    password = secrets.token_urlsafe(12)
+    login = work / "demo-login.txt"
+    login.write_text(password + "\n")
+    subprocess.run([str(BIN / "nv-base"), "user", "add", "demo", "--role", "reviewer", "--password-file", str(login),
+                    "--db", str(db)], check=True)
+    serve = spawn("nv-base-serve", [str(BIN / "nv-base"), "serve", "--db", str(db), "--port", "0"])
+    log = work / "nv-base-serve.log"
+    wait(lambda: "nv-base serve: http://" in log.read_text() or serve.poll() is not None, 30, "nv-base serve")
+    found = re.search(r"nv-base serve: (http://\S+)", log.read_text())
+    if found is None:
+        raise SystemExit("demo: nv-base serve did not start:\n" + log.read_text())
+    url = found.group(1)
+    shown = page_detections(url, "demo", password)
+    print(f"== the web page (nv-base serve) shows the {shown} stored detection(s): map, live list, evidence, review")
+    print(f"   {url}   log in as demo / {password}   (the password is also in {login})")
+    print(f"   to open it again later: {BIN / 'nv-base'} serve --db {db} --port 8080")
+    if sys.stdin.isatty():
+        input("== press Enter to stop the page and end the demo ")
+
+
+def page_detections(url: str, name: str, password: str) -> int:
+    """Log in as a browser does (form token, session cookie) and count what /api/detections lists."""
+    page = urllib.request.urlopen(url + "login", timeout=10)
+    token = re.search(r'name="csrf" value="([^"]+)"', page.read().decode()).group(1)
+    cookie = page.headers["Set-Cookie"].split(";")[0]
+    form = urllib.parse.urlencode({"name": name, "password": password, "csrf": token}).encode()
+
+    class Keep(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args):
+            return None  # the 302 carries the session cookie: read it, do not follow
+
+    opener = urllib.request.build_opener(Keep)
+    try:
+        opener.open(urllib.request.Request(url + "login", data=form, headers={"Cookie": cookie}), timeout=30)
+        raise SystemExit("demo: the web page refused the demo login")
+    except urllib.error.HTTPError as answer:
+        if answer.code != 302:
+            raise SystemExit(f"demo: the web page answered the login with {answer.code}") from None
+        session = answer.headers["Set-Cookie"].split(";")[0]
+    listed = urllib.request.urlopen(urllib.request.Request(url + "api/detections", headers={"Cookie": session}), timeout=10)
+    return len(json.load(listed)["records"])
 
 
 if __name__ == "__main__":

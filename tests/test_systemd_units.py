@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEMD = ROOT / "systemd"
-UNITS = ("naturevision-edge.service", "naturevision-base.service")
+UNITS = ("naturevision-edge.service", "naturevision-base.service", "naturevision-web.service")
 
 
 def unit_settings(path: Path) -> dict[str, list[str]]:
@@ -92,6 +92,20 @@ def test_base_unit_runs_the_listener_with_the_installed_paths():
         assert one(s, key) == value
 
 
+def test_web_unit_serves_the_listeners_database_with_the_base_config():
+    s = unit_settings(SYSTEMD / "naturevision-web.service")
+    listener = unit_settings(SYSTEMD / "naturevision-base.service")
+    command = one(s, "ExecStart").split()
+    assert command[:2] == ["/opt/naturevision/bin/nv-base", "serve"]
+    options = dict(zip(command[2::2], command[3::2]))
+    listen = one(listener, "ExecStart").split()
+    assert options["--db"] == listen[listen.index("--db") + 1]
+    assert options["--config"] == "/etc/" + one(s, "ConfigurationDirectory") + "/base.toml"
+    for key, value in {"User": "naturevision", "Restart": "always", "ProtectSystem": "strict",
+                       "NoNewPrivileges": "yes", "StateDirectory": one(listener, "StateDirectory")}.items():
+        assert one(s, key) == value
+
+
 def test_the_example_config_uses_the_folders_the_unit_opens():
     s = unit_settings(SYSTEMD / "naturevision-edge.service")
     cfg = tomllib.loads((SYSTEMD / "edge.example.toml").read_text())
@@ -107,7 +121,8 @@ def test_the_example_config_uses_the_folders_the_unit_opens():
 def test_readme_install_steps_match_the_units():
     readme = (SYSTEMD / "README.md").read_text()
     for needle in ("/opt/naturevision", "naturevision.sysusers", "naturevision.tmpfiles", "/etc/naturevision/edge.toml",
-                   "naturevision-edge.service", "naturevision-base.service", "nv-edge config check", "journalctl"):
+                   "naturevision-edge.service", "naturevision-base.service", "nv-edge config check", "journalctl",
+                   "naturevision-web.service", "/etc/naturevision/base.toml", "nv-base config check", "nv-base user add"):
         assert needle in readme, needle
 
 
