@@ -4,6 +4,7 @@
     nv-base list --db PATH                       recent detections and unit status, as tables
     nv-base dead-letters --db PATH               the messages that were refused, and why
     nv-base export --db PATH --format csv|geojson [--out FILE]
+    nv-base unit add|revoke|list|crl             provision field units (basestation/unit_cli.py)
 """
 
 from __future__ import annotations
@@ -17,10 +18,16 @@ import sys
 import threading
 from pathlib import Path
 
+from basestation import unit_cli
+from basestation.certificates import CertificateError
 from basestation.export import write_csv, write_geojson
 from basestation.listener import Listener, ListenerOptions
 from basestation.listing import write_dead_letters, write_listing
+from basestation.mosquitto import BrokerFilesError
+from basestation.settings import SettingsError
 from basestation.store import Store, StoreError
+from basestation.unit_archive import ArchiveError
+from basestation.units import UnitError
 from edge import __version__
 from edge.delivery.connection import ConnectionFailed, add_broker_arguments, settings_from_args
 
@@ -56,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--alerts-only", action="store_true", help="only detections that raised an alert")
     exp.add_argument("--include-unlocated", action="store_true",
                      help="geojson: keep records without a location, as features with a null geometry")
+    unit_cli.add_arguments(sub)
     return parser
 
 
@@ -113,10 +121,11 @@ def _existing(path: Path) -> Store:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"listen": cmd_listen, "list": cmd_list, "dead-letters": cmd_dead_letters, "export": cmd_export}
+    handlers = {"listen": cmd_listen, "list": cmd_list, "dead-letters": cmd_dead_letters, "export": cmd_export,
+                "unit": unit_cli.run}
     try:
         return handlers[args.command](args)
-    except (StoreError, ConnectionFailed) as exc:
+    except (StoreError, ConnectionFailed, SettingsError, UnitError, BrokerFilesError, CertificateError, ArchiveError) as exc:
         print(f"nv-base: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
