@@ -95,9 +95,14 @@ def load(path: Path) -> BaseConfig:
     return parse(data, Path(path))
 
 
+# One base.toml holds both: the sections read here, and those `nv-base unit` reads (basestation/settings.py).
+WEB_SECTIONS = ("serve", "smtp", "homeassistant", "groups", "rules")
+UNIT_SECTIONS = ("broker", "tls", "store", "units")
+
+
 def parse(data: dict, path: Path) -> BaseConfig:
     t = _Table(data, str(path), "")
-    t.only("serve", "smtp", "homeassistant", "groups", "rules")
+    t.only(*WEB_SECTIONS, *UNIT_SECTIONS)
     groups = _groups(t.table("groups"))
     smtp = t.table("smtp")
     rules = tuple(_rule(r, groups) for r in t.tables("rules"))

@@ -5,6 +5,7 @@
     nv-base dead-letters --db PATH               the messages that were refused, and why
     nv-base export --db PATH --format csv|geojson [--out FILE]
     nv-base serve | user | reviews | config    the web page and what goes with it (basestation/cli_web.py)
+    nv-base unit add|revoke|list|crl             provision field units (basestation/unit_cli.py)
 """
 
 from __future__ import annotations
@@ -18,12 +19,17 @@ import sys
 import threading
 from pathlib import Path
 
-from basestation import cli_web
+from basestation import cli_web, unit_cli
 from basestation.baseconfig import ConfigError
+from basestation.certificates import CertificateError
 from basestation.export import write_csv, write_geojson
 from basestation.listener import Listener, ListenerOptions
 from basestation.listing import write_dead_letters, write_listing
+from basestation.mosquitto import BrokerFilesError
+from basestation.settings import SettingsError
 from basestation.store import Store, StoreError
+from basestation.unit_archive import ArchiveError
+from basestation.units import UnitError
 from edge import __version__
 from edge.delivery.connection import ConnectionFailed, add_broker_arguments, settings_from_args
 
@@ -61,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--include-unlocated", action="store_true",
                      help="geojson: keep records without a location, as features with a null geometry")
     cli_web.add_parsers(sub, default_db)
+    unit_cli.add_arguments(sub)
     return parser
 
 
@@ -122,10 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"listen": cmd_listen, "list": cmd_list, "dead-letters": cmd_dead_letters, "export": cmd_export,
                 "serve": cli_web.cmd_serve, "user": cli_web.cmd_user, "reviews": cli_web.cmd_reviews,
-                "config": cli_web.cmd_config}
+                "config": cli_web.cmd_config, "unit": unit_cli.run}
     try:
         return handlers[args.command](args)
-    except (StoreError, ConnectionFailed, ConfigError) as exc:
+    except (StoreError, ConnectionFailed, ConfigError, SettingsError, UnitError, BrokerFilesError, CertificateError,
+            ArchiveError) as exc:
         print(f"nv-base: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

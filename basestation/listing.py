@@ -1,5 +1,5 @@
 """`nv-base list`: recent detections and the state of each unit, as tables for people;
-`nv-base dead-letters`: the messages that were refused, and why."""
+`nv-base dead-letters`: the messages that were refused, and why; `nv-base unit list`: the provisioned units."""
 
 from __future__ import annotations
 
@@ -65,6 +65,19 @@ def write_dead_letters(store: Store, out: TextIO, *, limit: int) -> None:
         out.write(f"\n{topic} is a retained topic: the broker may still hold this payload and give it to every new "
                   f"subscriber, until the unit publishes there again or someone allowed to write it clears it "
                   f"(mosquitto_pub -r -n -t {topic})\n")
+
+
+def write_units(rows: list, crl_next: str | None, out: TextIO) -> None:
+    """`nv-base unit list`: rows of basestation.units.UnitRow."""
+    fmt = "{:<16} {:<44} {:<17} {:<12} {:<8} {}\n"
+    out.write(fmt.format("unit", "access", "since", "cert until", "state", "last heard"))
+    now = time.time()
+    for r in rows:
+        since = "" if r.since is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(r.since))
+        heard = "never" if r.last_seen is None else _ago(now - r.last_seen)
+        out.write(fmt.format(r.name, r.access, since, r.cert_expires or "", r.state or "?", heard))
+    if crl_next is not None:
+        out.write(f"\nCRL next update {crl_next}: run `nv-base unit crl` before then, or the broker refuses every unit\n")
 
 
 def _event(event: dict) -> str:

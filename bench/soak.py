@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import signal
 import statistics
@@ -39,11 +40,23 @@ IMAGE_MODEL = ROOT / "models" / "mining-s2" / "mining-s2.nvm"
 AUDIO_MODEL = ROOT / "models" / "mining-audio" / "mining-audio.nvm"
 MOSAIC = ROOT / "samples" / "scenes" / "mosaic_a.png"
 CLIP = ROOT / "samples" / "audio" / "composite_rain_chainsaw_rain.wav"
+UNIT = ROOT / "systemd" / "naturevision-edge.service"
 
 
-def rss_mb(pid: int) -> float:
+def unit_environment(unit: Path = UNIT) -> dict[str, str]:
+    """The Environment= of the service's unit file (malloc and thread settings): the bench runs the
+    service as systemd would."""
+    env = {}
+    for line in unit.read_text().splitlines():
+        if line.startswith("Environment="):
+            env.update(item.split("=", 1) for item in shlex.split(line.split("=", 1)[1]))
+    return env
+
+
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory now (VmRSS), or its highest so far (VmHWM: a peak between two samples too)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -123,6 +136,8 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=2.0)
     parser.add_argument("--fps", type=float, default=0.5, help="frames dropped per second (default 0.5)")
     parser.add_argument("--clip-every", type=float, default=10.0, help="seconds between clips (default 10; 0 = none)")
+    parser.add_argument("--no-unit-env", action="store_true",
+                        help="run the service without the Environment= of systemd/naturevision-edge.service")
     args = parser.parse_args()
     audio = AUDIO_MODEL.exists() and args.clip_every > 0
     work = Path(tempfile.mkdtemp(prefix="nv-soak-"))
@@ -139,7 +154,9 @@ def main() -> int:
         procs.append(listener)
         arrivals = Arrivals(broker)
         log = open(work / "service.log", "w")
-        service = subprocess.Popen([str(BIN / "nv-edge"), "run", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT)
+        env = {} if args.no_unit_env else unit_environment()
+        service = subprocess.Popen([str(BIN / "nv-edge"), "run", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT,
+                                   env=dict(os.environ, **env))
         procs.append(service)
         deadline = time.monotonic() + 60
         while "msg=started" not in (work / "service.log").read_text():
@@ -153,7 +170,8 @@ def main() -> int:
         end = start + args.minutes * 60
         next_frame, next_clip, next_rss, i = start, start, start + 10, 0
         print(f"soak: {args.minutes} min, {args.fps} frame(s)/s{f', a 15 s clip every {args.clip_every} s' if audio else ''}; "
-              f"work folder {work}", flush=True)
+              f"work folder {work}; service environment from the unit file: "
+              f"{' '.join(f'{k}={v}' for k, v in env.items()) or 'none'}", flush=True)
         while time.monotonic() < end:
             now = time.monotonic()
             if now >= next_frame:
@@ -179,9 +197,11 @@ def main() -> int:
         while time.monotonic() < settle and _images_seen(arrivals) < sum(1 for n in dropped if n.startswith("f")):
             time.sleep(0.2)
         rss.append((time.monotonic() - start, rss_mb(service.pid)))
+        peak = rss_mb(service.pid, "VmHWM")
         service.send_signal(signal.SIGTERM)
         service.wait(timeout=60)
         report(args, dropped, arrivals, rss, time.monotonic() - start)
+        print(f"peak RSS (VmHWM, the highest it ever was): {peak:.1f} MB")
     finally:
         if arrivals is not None:
             arrivals.close()

@@ -15,6 +15,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from basestation.certificates import write_crl
+from basestation.settings import Tls
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_CONF = ROOT / "systemd" / "mosquitto" / "naturevision.conf"
 EXAMPLE_ACL = ROOT / "systemd" / "mosquitto" / "naturevision.acl"
@@ -57,6 +60,7 @@ class Pki:
     server_key: Path
     clients: dict[str, tuple[Path, Path]]  # user -> (cert, key)
     rogue_ca: Path  # a CA that signed nothing here: the "wrong CA" case
+    crl: Path  # the CA's CRL, revoking nothing (the broker's crlfile)
 
 
 def make_pki(dir: Path, users: list[str]) -> Pki:
@@ -75,7 +79,9 @@ def make_pki(dir: Path, users: list[str]) -> Pki:
 
     server_cert, server_key = issue("server", "localhost", "subjectAltName=IP:127.0.0.1,DNS:localhost\n")
     clients = {user: issue(f"client-{user}", user, "extendedKeyUsage=clientAuth\n") for user in users}
-    return Pki(dir, dir / "ca.crt", server_cert, server_key, clients, dir / "rogue-ca.crt")
+    crl = dir / "crl.pem"
+    write_crl(Tls(ca=dir / "ca.crt", client_certificates=True, ca_key=dir / "ca.key", ca_dir=dir / "ca-records", crl=crl))
+    return Pki(dir, dir / "ca.crt", server_cert, server_key, clients, dir / "rogue-ca.crt", crl)
 
 
 @dataclass
@@ -95,7 +101,8 @@ class Broker:
         self.etc.mkdir(parents=True, exist_ok=True)
         self.var.mkdir(exist_ok=True)
         self.log = self.dir / "mosquitto.log"
-        for src, name in ((self.pki.ca, "ca.crt"), (self.pki.server_cert, "server.crt"), (self.pki.server_key, "server.key")):
+        for src, name in ((self.pki.ca, "ca.crt"), (self.pki.server_cert, "server.crt"), (self.pki.server_key, "server.key"),
+                          (self.pki.crl, "crl.pem")):
             (self.etc / name).write_bytes(src.read_bytes())
         (self.etc / "acl").write_text(EXAMPLE_ACL.read_text())
         passwd = self.etc / "passwd"

@@ -43,7 +43,7 @@ from edge.records.record import event_record, source_time
 
 log = logging.getLogger("nv.audio")
 
-DEFAULT_BATCH = 16
+DEFAULT_BATCH = 4  # windows per invoke for files: as fast as 16, and the interpreter's arena is 2 MB smaller
 BLOCK_WINDOWS = 256  # windows per block of a long file: ~2 minutes of audio at a 0.5 s hop
 
 

@@ -21,7 +21,7 @@ from edge.image.tiling import TileGrid, make_grid
 from edge.model.loaded import Model
 
 DEFAULT_OVERLAP = 0.25
-DEFAULT_BATCH = 16
+DEFAULT_BATCH = 4  # tiles per invoke: as fast as 16 with XNNPACK, and the interpreter's arena is 3.6 MB smaller
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,16 @@
 """The image pipeline of `nv-edge run`: frames from the sources -> classify -> records (and image
-events over a source's frames) -> outbox, flushed before the source is told the frame is done."""
+events over a source's frames) -> outbox, flushed before the source is told the frame is done.
+
+The openers of the formats a unit reads (edge.image.decode.FORMATS) are imported here: Pillow would
+otherwise import all of its ~40 plugins (`Image.init()`, 3 MB resident for good) at the first frame
+that is neither a JPEG nor a PNG (a TIFF, a WebP, an unreadable file)."""
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
+
+from PIL import JpegImagePlugin, PngImagePlugin, TiffImagePlugin, WebPImagePlugin  # noqa: F401
 
 from edge.decisions.events import EventTracker
 from edge.decisions.groups import alert_groups

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.features.logmel import (FeatureSpecError, LogMelSpec, Resampler, clip_windows, fit_window, log_mel,
-                                  mel_matrix, normalise, resample, rms_dbfs, to_mono_float)
+from edge.features.logmel import (FRAME_BLOCK, FeatureSpecError, LogMelSpec, Resampler, clip_windows, fit_window,
+                                  frame_blocks, hann, log_mel, mel_matrix, normalise, resample, rms_dbfs,
+                                  to_mono_float)
 
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLES = ROOT / "samples" / "audio"
@@ -144,3 +145,24 @@ def test_spec_round_trip_and_errors():
         LogMelSpec.from_dict({"fmax": 9000.0})
     with pytest.raises(FeatureSpecError, match="features"):
         LogMelSpec.from_dict({"features": "mfcc"})
+
+
+def _log_mel_at_once(samples: np.ndarray, spec: LogMelSpec) -> np.ndarray:
+    """log_mel as it was before the FFT went in blocks: every frame in one matrix."""
+    x = np.ascontiguousarray(samples, dtype=np.float32)
+    count = 1 + (x.size - spec.win_length) // spec.hop_length
+    frames = np.lib.stride_tricks.as_strided(
+        x, shape=(count, spec.win_length), strides=(spec.hop_length * x.strides[0], x.strides[0]), writeable=False)
+    spectrum = np.fft.rfft(frames * hann(spec.win_length), n=spec.n_fft, axis=1)
+    power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
+    return np.log(np.maximum(power @ mel_matrix(spec), spec.log_floor))
+
+
+@pytest.mark.parametrize("frames", [1, 2, 255, 256, 257, 383, 384, 385, 1498, 12001])
+def test_log_mel_in_blocks_is_bit_for_bit_the_whole_at_once(frames):
+    spec = LogMelSpec()
+    x = (0.2 * np.random.default_rng(frames).standard_normal(spec.win_length + (frames - 1) * spec.hop_length))
+    assert np.array_equal(log_mel(x, spec), _log_mel_at_once(x, spec))
+    blocks = frame_blocks(frames)
+    assert blocks[0][0] == 0 and blocks[-1][1] == frames and all(b[1] == c[0] for b, c in zip(blocks, blocks[1:]))
+    assert all(stop - start >= min(frames, FRAME_BLOCK // 2) for start, stop in blocks)

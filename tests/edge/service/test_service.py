@@ -140,3 +140,31 @@ def test_what_the_folder_skips_reaches_the_heartbeat_and_the_status_line(tmp_pat
     status = status_line(p.ctx.counters, 0, 7)
     assert status.endswith("; outbox 0; 7 file(s) skipped, not regular files (see the journal)")
     assert "skipped" not in status_line(p.ctx.counters, 0, 0)
+
+
+def test_a_tiff_or_an_unreadable_frame_does_not_load_every_pillow_plugin(tmp_path):
+    """In a fresh process (another test may have loaded them all already): the service's image
+    pipeline registers the openers it needs, so Pillow never runs Image.init() (~40 plugins, 3 MB)."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    Image.new("RGB", (64, 48), "green").save(tmp_path / "frame.tif")
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    code = f"""
+import sys
+import edge.service.image_pipeline
+from PIL import Image
+from edge.image.decode import ImageError, open_frame
+open_frame({str(tmp_path / 'frame.tif')!r})
+try:
+    open_frame({str(tmp_path / 'bad.jpg')!r})
+except ImageError:
+    pass
+print(Image._initialized, 'PIL.PsdImagePlugin' in sys.modules)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["1", "False"]  # preinit() only
