@@ -67,8 +67,8 @@ def event_lines(m: dict) -> list[str]:
               f"Test false alarms by source class: {_by(chosen.get('false_alarms_by_class', {}))}; missed machinery "
               f"clips by class: {_by(chosen.get('missed_by_class', {}))}.", ""]
     w = e["test"]["chosen_windows"]
-    lines += ["Per window and per clip at the chosen thresholds (test, the unit's windows, alert vs background; the "
-              "figures of the tables above are at the old per-label thresholds):", "",
+    lines += ["Per window and per clip (any window) at these thresholds, alert vs background (test, the unit's windows; "
+              "the per-window and per-clip tables further down judge the model by its labels' argmax):", "",
               "| setting | window precision | window recall | window false alarms | clip (any window) precision | clip recall | clip false alarms |",
               "|---|---|---|---|---|---|---|", _window_row("chosen", w)]
     if "before" in e:

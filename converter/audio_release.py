@@ -11,7 +11,7 @@ and the clips are scored by the edge runtime (`converter.audio_scoring`).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from converter.audio_dataset import AudioDatasetError, load_clips, load_label_map, split_clips
@@ -36,6 +36,7 @@ class ReleaseOptions:
     hop_s: float = DEFAULT_HOP_S
     rms_gate_dbfs: float | None = DEFAULT_RMS_GATE_DBFS
     source: str = ""  # how the data is named in the manifest's provenance (default: its path)
+    version: str | None = None  # the new bundle's version (default: the bundle's)
 
 
 def rechoose(bundle_path: Path, data: Path, options: ReleaseOptions) -> dict:
@@ -79,8 +80,11 @@ def rechoose(bundle_path: Path, data: Path, options: ReleaseOptions) -> dict:
                               "hold_out_groups": list(options.hold_out_groups), **events["validation"]["clips"]},
                         hop_s=options.hop_s, rms_gate_dbfs=options.rms_gate_dbfs,
                         previous=manifest.metrics.get("operating_point"))
+    record["before"] = events["before"]["validation"]
     record["test"] = events["test"]["chosen"]
-    written = write_bundle(options.out, bundle.model_bytes, apply(manifest, groups, selection.choice.point, record))
+    options.out.parent.mkdir(parents=True, exist_ok=True)
+    chosen = apply(replace(manifest, version=options.version or manifest.version), groups, selection.choice.point, record)
+    written = write_bundle(options.out, bundle.model_bytes, chosen)
     events["how"] = record["how"]
     metrics["events"] = events
     out_dir = options.out.parent

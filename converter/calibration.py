@@ -111,6 +111,7 @@ def calibrate_audio(bundle_path: Path, folder: Path | None, options: Calibration
                         hop_s=options.hop_s, rms_gate_dbfs=options.rms_gate_dbfs,
                         previous=manifest.metrics.get("operating_point"))
     record["after"] = figures(after_point)
+    options.out.parent.mkdir(parents=True, exist_ok=True)
     written = write_bundle(options.out, bundle.model_bytes, apply(manifest, groups, selection.choice.point, record))
     for line in report_lines(selection, before_point, after_point, where):
         say(line)
