@@ -125,6 +125,7 @@ def add_calibration_parsers(sub) -> None:
     o.add_argument("--seed", type=int, default=0)
     o.add_argument("--target-fa-per-hour", type=_rate, default=1.0, help="false alarms per hour of background to aim at (default 1)")
     o.add_argument("--source", default="", help="how the data is named in the manifest")
+    o.add_argument("--version", help="the new bundle's version (default: the bundle's)")
 
 
 def cmd_check(args) -> int:
@@ -251,7 +252,7 @@ def cmd_operating_point(args) -> int:
 
     options = ReleaseOptions(labels=args.labels, out=args.out or args.bundle, seed=args.seed, source=args.source,
                              hold_out_groups=tuple(g.strip() for g in args.hold_out_groups.split(",") if g.strip()),
-                             target_fa_per_hour=args.target_fa_per_hour)
+                             target_fa_per_hour=args.target_fa_per_hour, version=args.version)
     events = rechoose(args.bundle, args.data, options)
     t = events["test"]["chosen"]
     print(f"{events['how']}\ntest: event recall {t['event_recall']} ({t['detected']}/{t['machinery_clips']}), "
