@@ -42,7 +42,8 @@ def event_lines(m: dict) -> list[str]:
              f"{e['hop_s']} s, the RMS gate ({e['rms_gate_dbfs']} dBFS), the int8 model on LiteRT, the alert groups "
              f"({', '.join(f'{g} = ' + ' + '.join(ms) for g, ms in e['groups'].items())}) and the unit's EventTracker. "
              "Event recall: machinery clips with at least one event (and source recordings with at least one). "
-             "False alarms: events on background clips, per hour of background audio. Delay: from the clip's start "
+             "False alarms: events on background (and every update of one that goes on), per hour of background "
+             "audio. Delay: from the clip's start "
              "(its machinery's onset) to the event's `start` as the unit dates it, and to the end of the window that "
              "started it, when the unit can first report it. Every rule x threshold was tried on validation; the "
              "most event recall within the target won, ties to the shorter report delay.", "",

@@ -4,7 +4,8 @@
          -> alert groups and the device's own EventTracker (edge.decisions) for one rule and threshold
 
 - event recall: of the machinery clips, the share that raised at least one event;
-- false alarms per hour: events raised on background, over the hours of background audio;
+- false alarms per hour: events raised on background, over the hours of background audio (an event that goes
+  on counts again at each of its updates, every `update_s`: a unit stuck on "machinery" is not one alarm);
 - delay: seconds from the clip's start (its machinery's onset) to the event's `start` (`delay_s`), and
   to the moment the unit could report it, the end of the window that started it (`report_delay_s`). The
   device dates an event back to its first hot window (k_of_n) or to the first window of the averaging
@@ -61,6 +62,8 @@ class Outcome:
     events: int  # event starts on this clip
     delay_s: float | None  # first event's start - origin
     report_delay_s: float | None  # end of the window that started it - origin
+    alarms: int = 0  # starts and updates: what a ranger is told, counted as false alarms on background
+    stopped: bool = False  # stopped early, past the limit of alarms asked for
 
 
 def rule_name(params: dict) -> str:
@@ -104,23 +107,29 @@ def _kept(warm: np.ndarray, margin: int) -> np.ndarray:
 
 
 def run_clip(clip: ScoredClip, labels: Sequence[str], groups: dict[str, tuple[str, ...]],
-             thresholds: dict[str, float], rules: EventRules) -> Outcome:
+             thresholds: dict[str, float], rules: EventRules, limit: int | None = None) -> Outcome:
     """The device's EventTracker over one clip or log. Cold stretches of a long stream are skipped
-    (`_kept`): no event can start or go on in them, and that makes a day's log quick to sweep."""
+    (`_kept`): no event can start or go on in them, and that makes a day's log quick to sweep. With
+    `limit`, it stops once there are more alarms than that (the point is then out of the running)."""
     tracker = EventTracker(labels, thresholds, rules, groups={g: groups[g] for g in thresholds})
     index = range(len(clip.starts))
     if len(clip.starts) > 64:
         index = np.flatnonzero(_kept(_warm(clip, labels, groups, thresholds, rules), max(rules.n, rules.window) + 1))
     first = None
-    events = 0
+    events = alarms = 0
     for i in index:
         end = float(clip.ends[i])
         for event in tracker.observe(float(clip.starts[i]), end, clip.scores[i]):
+            # An event that goes on is told again at each update (every update_s): to a ranger, a unit
+            # saying "still machinery" all day is not one false alarm.
+            alarms += event.phase in ("start", "update")
             if event.phase == "start":
                 events += 1
                 if first is None:
                     first = (event.start - clip.origin, end - clip.origin)
-    return Outcome(events, *(first or (None, None)))
+        if limit is not None and alarms > limit:
+            return Outcome(events, *(first or (None, None)), alarms, True)
+    return Outcome(events, *(first or (None, None)), alarms)
 
 
 def _quantile(values: list[float], q: float) -> float | None:
@@ -128,14 +137,20 @@ def _quantile(values: list[float], q: float) -> float | None:
 
 
 def evaluate(clips: Sequence[ScoredClip], labels: Sequence[str], groups: dict[str, tuple[str, ...]], params: dict,
-             base: dict | None = None, detail: bool = False) -> Point:
-    """One operating point (`params`: rule keys and "threshold") measured on `clips`. Exposure is hours
-    of background audio; `delay` (for choosing) is the median report delay. `detail` adds where the false
-    alarms and the misses come from."""
+             base: dict | None = None, detail: bool = False, budget: int | None = None) -> Point:
+    """One operating point (`params`: rule keys and "threshold") measured on `clips`. False alarms are the
+    starts and updates of events on background, over its hours; `delay` (for choosing) is the median report
+    delay. `detail` adds where false alarms and misses come from. With `budget`, counting stops past that many
+    false alarms (`extra["over_budget"]`; the count is then a lower bound)."""
     rules, thresholds = rules_of(params, base), thresholds_of(params, groups)
-    outcomes = [run_clip(c, labels, groups, thresholds, rules) for c in clips]
-    found = [(c, o) for c, o in zip(clips, outcomes) if c.alert and o.events]
-    false = sum(o.events for c, o in zip(clips, outcomes) if not c.alert)
+    outcomes, false = [], 0
+    for c in sorted(clips, key=lambda c: not c.alert):  # machinery first: the budget concerns background
+        if budget is not None and not c.alert and false > budget:
+            break
+        o = run_clip(c, labels, groups, thresholds, rules, None if budget is None or c.alert else budget - false)
+        outcomes.append((c, o))
+        false += 0 if c.alert else o.alarms
+    found = [(c, o) for c, o in outcomes if c.alert and o.events]
     hours = sum(c.duration_s for c in clips if not c.alert) / 3600
     delays = [o.delay_s for _, o in found]
     reports = [o.report_delay_s for _, o in found]
@@ -143,10 +158,12 @@ def evaluate(clips: Sequence[ScoredClip], labels: Sequence[str], groups: dict[st
     extra = {"delay_s_median": _quantile(delays, 50), "delay_s_p90": _quantile(delays, 90),
              "report_delay_s_median": _quantile(reports, 50), "report_delay_s_p90": _quantile(reports, 90),
              "recordings_detected": len({c.group or c.name for c, _ in found}), "machinery_recordings": len(machines)}
+    if budget is not None and false > budget:
+        extra["over_budget"] = True
     if detail:
-        extra["false_alarms_by_class"] = dict(Counter(c.cls for c, o in zip(clips, outcomes) if not c.alert
-                                                      for _ in range(o.events)).most_common())
-        extra["missed_by_class"] = dict(Counter(c.cls for c, o in zip(clips, outcomes) if c.alert and not o.events).most_common())
+        extra["false_alarms_by_class"] = dict(Counter(c.cls for c, o in outcomes if not c.alert
+                                                      for _ in range(o.alarms)).most_common())
+        extra["missed_by_class"] = dict(Counter(c.cls for c, o in outcomes if c.alert and not o.events).most_common())
     return Point(params=dict(params), detected=len(found), positives=sum(c.alert for c in clips), false_alarms=false,
                  exposure=hours, delay=extra["report_delay_s_median"], extra=extra)
 

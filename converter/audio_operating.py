@@ -49,25 +49,37 @@ class Selection:
 
 def select(clips: Sequence[ScoredClip], labels: Sequence[str], groups: dict[str, tuple[str, ...]],
            base: dict | None, asked: float = DEFAULT_TARGET_FA_PER_HOUR, before: dict | None = None,
-           rules: Sequence[dict] = RULES, thresholds: Sequence[float] = THRESHOLDS) -> Selection:
+           rules: Sequence[dict] = RULES, thresholds: Sequence[float] = THRESHOLDS, quick: bool = False) -> Selection:
     """With machinery in `clips`: the most event recall within the target over rules x thresholds (and
     `before`, the setting in use, when given). Background only: recall cannot be measured, so the rule in
-    use is kept and thresholds are only raised, each to at least t for t ascending, until the target is met."""
+    use is kept and thresholds are only raised, each to at least t for t ascending, until the target is met.
+    `quick` stops counting a point's false alarms once it is out of the target (hours of score logs): the
+    choice is the same, but those points' figures are lower bounds."""
     hours = background_hours(clips)
     used = resolvable_target(asked, hours)
+    budget = math.floor(used * hours * (1 + 1e-9)) if quick and math.isfinite(used) else None
     if any(c.alert for c in clips):
-        points = [evaluate(clips, labels, groups, {**r, "threshold": float(t)}, base) for r in rules for t in thresholds]
+        candidates = [{**r, "threshold": float(t)} for r in rules for t in thresholds]
         if before is not None:
-            points.insert(0, evaluate(clips, labels, groups, before, base))
-        return Selection(choose(points, used), points, asked, used, hours, True)
+            candidates.insert(0, before)
+        points = [evaluate(clips, labels, groups, p, base, budget=budget) for p in candidates]
+        choice = choose(points, used)
+        if not choice.reached and budget is not None:  # the fallback compares rates: count them all
+            points = [evaluate(clips, labels, groups, p, base) for p in candidates]
+            choice = choose(points, used)
+        return Selection(choice, points, asked, used, hours, True)
     if before is None:
         raise ValueError("background-only data needs the setting in use to start from")
     start = thresholds_of(before, groups)
     rule = {k: v for k, v in before.items() if k != "threshold"}
     candidates = [before] + [{**rule, "threshold": {g: max(v, float(t)) for g, v in start.items()}}
                              for t in thresholds if t > min(start.values())]
-    points = [evaluate(clips, labels, groups, p, base) for p in candidates]
-    return Selection(first_within(points, used), points, asked, used, hours, False)
+    points = [evaluate(clips, labels, groups, p, base, budget=budget) for p in candidates]
+    choice = first_within(points, used)
+    if not choice.reached and budget is not None:
+        points = [evaluate(clips, labels, groups, p, base) for p in candidates]
+        choice = first_within(points, used)
+    return Selection(choice, points, asked, used, hours, False)
 
 
 def rule_keys(params: dict) -> dict:

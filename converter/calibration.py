@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from converter.audio_dataset import load_label_map, scan_clips
-from converter.audio_events import ScoredClip, evaluate, figures
+from converter.audio_events import ScoredClip, evaluate, figures, thresholds_of
 from converter.audio_operating import DEFAULT_TARGET_FA_PER_HOUR, apply, before_params, provenance, select
 from converter.audio_scoring import LabelledClip, read_score_log, score_clips
 from edge.audio.listen import DEFAULT_HOP_S, DEFAULT_RMS_GATE_DBFS
@@ -96,7 +96,7 @@ def calibrate_audio(bundle_path: Path, folder: Path | None, options: Calibration
                                "alarms cannot be counted")
     base = dict(manifest.events or {})
     before = before_params(manifest, groups)
-    selection = select(clips, manifest.labels, groups, base, options.target_fa_per_hour, before=before)
+    selection = select(clips, manifest.labels, groups, base, options.target_fa_per_hour, before=before, quick=True)
     before_point = evaluate(clips, manifest.labels, groups, before, base, detail=True)
     after_point = evaluate(clips, manifest.labels, groups, selection.choice.point.params, base, detail=True)
     machinery = sum(c.alert for c in clips)
@@ -113,14 +113,14 @@ def calibrate_audio(bundle_path: Path, folder: Path | None, options: Calibration
     record["after"] = figures(after_point)
     options.out.parent.mkdir(parents=True, exist_ok=True)
     written = write_bundle(options.out, bundle.model_bytes, apply(manifest, groups, selection.choice.point, record))
-    for line in report_lines(selection, before_point, after_point, where):
+    for line in report_lines(selection, before_point, after_point, where, groups):
         say(line)
     say(f"wrote {options.out}: model sha256 {written.model_sha256[:16]}… (unchanged), manifest sha256 "
         f"{written.manifest_sha256[:16]}… (was {manifest.manifest_sha256[:16] or 'none, format 1'}…)")
     return 0
 
 
-def report_lines(selection, before, after, where: str) -> list[str]:
+def report_lines(selection, before, after, where: str, groups: dict[str, tuple[str, ...]]) -> list[str]:
     target = f"target {selection.used:.3g} false alarms per hour of background"
     if selection.used > selection.asked:
         target += f" ({selection.asked:g} asked; {selection.hours:.3g} h of background cannot show less)"
@@ -130,8 +130,7 @@ def report_lines(selection, before, after, where: str) -> list[str]:
                  f"{'delay to report (median)':>25}")
     for name, p in (("before", before), ("after", after)):
         f = figures(p)
-        t = p.params["threshold"]
-        shown = ", ".join(f"{g} {v:.3g}" for g, v in t.items()) if isinstance(t, dict) else f"{t:.3g}"
+        shown = ", ".join(f"{g} {v:.3g}" for g, v in thresholds_of(p.params, groups).items())
         recall = "-" if f["event_recall"] is None else f"{f['detected']}/{f['machinery_clips']} {f['event_recall']:.2f}"
         delay = "-" if f["report_delay_s_median"] is None else f"{f['report_delay_s_median']:.2f} s"
         lines.append(f"{name:7} {f['rule']:10} {shown:28} {recall:>14} {f['false_alarms']:>13} "

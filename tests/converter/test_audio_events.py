@@ -128,6 +128,19 @@ def test_a_long_stream_skips_cold_stretches_without_changing_a_single_event(rule
             assert (got.events, got.delay_s) == reference(c, {"machinery": threshold}, rules), (threshold, base)
 
 
+def test_a_false_event_that_goes_on_counts_at_each_update_and_the_budget_stops_counting_early():
+    hum_of_a_pump = clip([0.7] * 14400, False, "pump", "score log")  # 2 h just over the threshold
+    params = {"rule": "k_of_n", "k": 2, "n": 3, "threshold": 0.6}
+    p = evaluate([hum_of_a_pump], LABELS, MACHINERY, params, {"update_s": 600.0})
+    assert p.false_alarms == 1 + 11, "one start, then an update every 10 min: 7200 s / 600 s - 1 more"
+    quick = evaluate([hum_of_a_pump], LABELS, MACHINERY, params, {"update_s": 600.0}, budget=3)
+    assert quick.extra["over_budget"] and 3 < quick.false_alarms < 12
+    clips = data() + [replace(hum_of_a_pump, duration_s=7200.0)]
+    full = select(clips, LABELS, MACHINERY, BASE, 1.0, rules=RULES, thresholds=(0.5, 0.6, 0.8))
+    fast = select(clips, LABELS, MACHINERY, BASE, 1.0, rules=RULES, thresholds=(0.5, 0.6, 0.8), quick=True)
+    assert fast.choice.point.params == full.choice.point.params and fast.choice.point == full.choice.point
+
+
 @pytest.fixture(scope="module")
 def scripted_clips(tiny_audio_models, tmp_path_factory):
     """hum = engine, hiss = background for the tiny model; scored as the unit scores them (LiteRT)."""
