@@ -32,6 +32,7 @@ demo: $(VENV)/.base
 	$(VENV)/bin/nv-edge classify samples/tiles samples/scenes --format table --device demo
 	@echo "== the shipped sample clips with the shipped audio model: events (rain | chainsaw | rain in the composite) =="
 	$(VENV)/bin/nv-edge classify samples/audio --events --format table --device demo
+	@$(PY) -c 'import sys; from edge.model.bundle import read_bundle; op = read_bundle(sys.argv[1]).manifest.metrics.get("operating_point"); print("audio thresholds:", op["how"] if op else "per alert label, for window precision (the manifest records no operating point)")' models/mining-audio/mining-audio.nvm
 	$(VENV)/bin/nv-edge classify samples/ --device demo > $(DEMO_OUT)/detections.jsonl
 	@echo "== JSON records (every frame and audio window) written to $(DEMO_OUT)/detections.jsonl =="
 	@echo "== the mosaic's tile map against its truth (tiles without overlap) =="

@@ -46,6 +46,13 @@ class LabelMap:
     alert: tuple[str, ...]
     ignore: tuple[str, ...] = ()
     path: Path | None = None
+    groups: dict[str, tuple[str, ...]] | None = None  # [groups]: alert labels decided together; None: each alone
+
+    def alert_groups(self) -> dict[str, tuple[str, ...]]:
+        """Group name -> alert labels, every alert label in one (a label in no group is a group of its own)."""
+        groups = dict(self.groups or {})
+        grouped = {m for members in groups.values() for m in members}
+        return groups | {label: (label,) for label in self.alert if label not in grouped}
 
     def label_of(self, cls: str) -> str | None:
         """The label of a class, None for an ignored class; an unmapped class is an error."""
@@ -66,6 +73,8 @@ def load_label_map(path: Path) -> LabelMap:
         [labels]
         engine = ["engine_idling", "air_conditioner"]   # label = [source classes]
         background = ["rain", ...]
+        [groups]                                        # optional: alert labels decided together,
+        machinery = ["engine", "drilling", "chainsaw"]  # on the sum of their scores (edge/decisions/groups.py)
     """
     path = Path(path)
     try:
@@ -74,9 +83,9 @@ def load_label_map(path: Path) -> LabelMap:
         raise AudioDatasetError(f"{path}: no such label map; pass --labels PATH to a .toml file") from None
     except tomllib.TOMLDecodeError as exc:
         raise AudioDatasetError(f"{path}: not valid TOML: {exc}") from None
-    unknown = sorted(set(data) - {"labels", "alert", "ignore"})
+    unknown = sorted(set(data) - {"labels", "alert", "ignore", "groups"})
     if unknown:
-        raise AudioDatasetError(f"{path}: unknown key(s) {unknown}; expected alert, ignore and a [labels] table")
+        raise AudioDatasetError(f"{path}: unknown key(s) {unknown}; expected alert, ignore, a [labels] and a [groups] table")
     table = data.get("labels")
     if not isinstance(table, dict) or len(table) < 2:
         raise AudioDatasetError(f"{path}: [labels] must map at least two labels to lists of source classes")
@@ -99,7 +108,30 @@ def load_label_map(path: Path) -> LabelMap:
     both = sorted(set(ignore) & set(classes))
     if both:
         raise AudioDatasetError(f"{path}: class(es) {both} are both mapped and ignored")
-    return LabelMap(labels=tuple(table), classes=classes, alert=tuple(alert), ignore=tuple(ignore), path=path)
+    return LabelMap(labels=tuple(table), classes=classes, alert=tuple(alert), ignore=tuple(ignore), path=path,
+                    groups=_groups(data.get("groups"), tuple(table), tuple(alert), path))
+
+
+def _groups(raw, labels: tuple[str, ...], alert: tuple[str, ...], path: Path) -> dict[str, tuple[str, ...]] | None:
+    """The [groups] table, checked as edge.model.bundle will check the manifest's."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not raw:
+        raise AudioDatasetError(f"{path}: [groups] must map group names to lists of alert labels")
+    seen: dict[str, str] = {}
+    for name, members in raw.items():
+        if not (isinstance(members, list) and members and all(isinstance(m, str) for m in members)):
+            raise AudioDatasetError(f"{path}: groups.{name}: expected a non-empty list of alert labels")
+        strays = [m for m in members if m not in alert]
+        if strays:
+            raise AudioDatasetError(f"{path}: groups.{name}: {strays} are not alert labels ({list(alert)})")
+        if name in labels and members != [name]:
+            raise AudioDatasetError(f"{path}: groups.{name}: a group may not take the name of a label; rename it")
+        for m in members:
+            if m in seen:
+                raise AudioDatasetError(f"{path}: alert label {m!r} is in two groups ({seen[m]!r} and {name!r})")
+            seen[m] = name
+    return {name: tuple(members) for name, members in raw.items()}
 
 
 def identity_map(classes: list[str], alert: tuple[str, ...] = ()) -> LabelMap:

@@ -21,7 +21,7 @@ from converter.pipeline import Result, choose_thresholds, finish_bundle, log, qu
 from edge import __version__
 from edge.features.logmel import LogMelSpec, normalise
 from edge.features.pixels import InputSpec
-from edge.model.bundle import Manifest, TrainedOn
+from edge.model.bundle import Manifest, TrainedOn, write_bundle
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class AudioOptions:
     source: str = ""
     licences: tuple[str, ...] = ()  # added to the licences found in the data's index
     baseline: bool = False
+    target_fa_per_hour: float = 1.0  # the event rule and thresholds are chosen on validation for this
 
 
 def convert_audio(clips: list[Clip], label_map: LabelMap, out: Path, options: AudioOptions, config: AudioTrainConfig,
@@ -106,10 +107,44 @@ def convert_audio(clips: list[Clip], label_map: LabelMap, out: Path, options: Au
     metrics["labels"] = list(labels)
     metrics["alert_labels"] = list(alert)
     metrics["label_map"] = {label: sorted(c for c, l in label_map.classes.items() if l == label) for label in labels}
-    final = finish_bundle(out, metrics, replace(manifest, thresholds=thresholds), verified, options.max_drop_pp,
-                          _manifest_metrics(metrics))
+    chosen, record = _operating_point(manifest, label_map, parts, verified, thresholds, metrics, options)
+    final = finish_bundle(out, metrics, chosen, verified, options.max_drop_pp,
+                          _manifest_metrics(metrics) | {"operating_point": record})
     log(f"wrote {out}")
     return AudioResult(bundle=out, manifest=final, metrics=metrics, history=history, worst=[], curves=curves, parts=parts)
+
+
+def _operating_point(manifest: Manifest, label_map: LabelMap, parts: dict, verified, window_thresholds: dict,
+                     metrics: dict, options: AudioOptions) -> tuple[Manifest, dict]:
+    """Groups, event rule and thresholds chosen on the validation clips as the unit sees them (its windows,
+    int8 on LiteRT in a clean process, its EventTracker); metrics["events"] gets the figures on test."""
+    import tempfile
+
+    from converter.audio_operating import apply, event_metrics, provenance, select
+    from converter.audio_scoring import LabelledClip, score_in_clean_process
+    from edge.audio.listen import DEFAULT_HOP_S, DEFAULT_RMS_GATE_DBFS
+
+    groups = label_map.alert_groups()
+    plain = {a: (a,) for a in label_map.alert}
+    draft = replace(manifest, groups=None if groups == plain else groups, thresholds={g: 0.5 for g in groups})
+    scored = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        write_bundle(Path(tmp) / "int8.nvm", verified.int8_bytes, draft)
+        for name in ("val", "test"):
+            log(f"events: scoring the {name} clips as the unit does")
+            clips = [LabelledClip(c.path, c.cls, c.label in label_map.alert, c.group) for c in parts[name]]
+            scored[name] = score_in_clean_process(Path(tmp) / "int8.nvm", clips)
+    selection = select(scored["val"], manifest.labels, groups, None, options.target_fa_per_hour)
+    before = ({"rule": "k_of_n", "k": 2, "n": 3, "threshold": dict(window_thresholds)}, plain,
+              f"per-label window thresholds for precision {options.target_precision}, 2 of 3")
+    hop = dict(hop_s=DEFAULT_HOP_S, rms_gate_dbfs=DEFAULT_RMS_GATE_DBFS)
+    events = event_metrics(selection, scored["val"], scored["test"], manifest.labels, groups, None, before, **hop)
+    where = f"the {len(scored['val'])} validation clips"
+    record = provenance(selection, groups, by="nv-convert audio", where=where, data={"split": "val", **events["validation"]["clips"]}, **hop)
+    record["test"] = events["test"]["chosen"]
+    metrics["events"] = events | {"how": record["how"]}
+    log(f"events: {record['how']}")
+    return apply(draft, groups, selection.choice.point, record), record
 
 
 @dataclass

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from converter.audio_event_report import event_lines, plot_events
 from converter.report import plot_thresholds, plot_training, runtime_rows, threshold_rows
 
 
@@ -58,8 +59,11 @@ def write_audio_report(result, out_dir: Path, command: str) -> Path:
     head = "| model | accuracy | balanced accuracy | " + " | ".join(f"{l} P / R" for l in labels) + " |"
     rule = "|---|---|---|" + "---|" * len(labels)
     lines = [f"# Model report: {result.manifest.name} {result.manifest.version}", "",
-             "Reproduce:", "", "```sh", command, "```", "",
-             "## Test split (recordings never seen in training)", "",
+             "Reproduce:", "", "```sh", command, "```", ""]
+    if "events" in m:
+        plot_events(m, out_dir / "events.png")
+        lines += event_lines(m)
+    lines += ["## Test split (recordings never seen in training)", "",
              f"Labels: {', '.join(labels)}; alert labels: {', '.join(m['alert_labels'])}. "
              + "; ".join(f"{l} = {', '.join(c)}" for l, c in m["label_map"].items()) + ".", "",
              f"### Per window ({m['split']['windows']['test']} windows of {m['features']['window_s']} s, "

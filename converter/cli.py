@@ -3,6 +3,8 @@
     nv-convert check DIR                  leakage and balance report, no training
     nv-convert image DIR --out models/NAME/NAME.nvm --weights PATH|none [...]
     nv-convert audio DIR --labels MAP.toml --out models/NAME/NAME.nvm [...]
+    nv-convert calibrate BUNDLE [DIR] [--score-log LOG ...] --out NEW.nvm    a site's thresholds and event rule
+    nv-convert operating-point BUNDLE DIR --labels MAP.toml [...]           a made audio bundle's, on its validation split
 """
 
 from __future__ import annotations
@@ -92,7 +94,38 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--source", default="", help="what the data is, for the manifest")
     a.add_argument("--licence", action="append", default=[], help="licence of the data, added to those in index.csv (repeatable)")
     a.add_argument("--baseline", action="store_true", help="also score a logistic regression on per-band log-mel statistics (same split)")
+    a.add_argument("--target-fa-per-hour", type=_rate, default=1.0, help="event rule and thresholds are chosen on validation for at most this many false alarms per hour of background (default 1)")
+    add_calibration_parsers(sub)
     return parser
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of false alarms per hour >= 0, got {text}")
+    return value
+
+
+def add_calibration_parsers(sub) -> None:
+    k = sub.add_parser("calibrate", help="choose a bundle's thresholds and event rule again on a site's own recordings and score logs")
+    k.add_argument("bundle", type=Path)
+    k.add_argument("data", type=Path, nargs="?", help="labelled recordings: class sub-folders or index.csv; a class is a label of the bundle or 'background'")
+    k.add_argument("--out", type=Path, required=True, help="the new bundle (.nvm)")
+    k.add_argument("--score-log", type=Path, action="append", default=[], help="a unit's score log (docs/score-log.md), all background (repeatable)")
+    k.add_argument("--labels", type=Path, help="class -> label map (TOML) when the classes are not the bundle's labels")
+    k.add_argument("--target-fa-per-hour", type=_rate, default=1.0, help="false alarms per hour of background to aim at (default 1)")
+    k.add_argument("--hop", type=float, default=0.5, help="seconds between windows, as the unit runs (default 0.5)")
+    k.add_argument("--rms-gate", default="-60", help="dBFS under which windows are not classified, as the unit runs, or 'off' (default -60)")
+    o = sub.add_parser("operating-point", help="choose a made audio bundle's groups, event rule and thresholds on the validation split of its data")
+    o.add_argument("bundle", type=Path)
+    o.add_argument("data", type=Path, help="the data it was trained on")
+    o.add_argument("--labels", type=Path, required=True, help="the label map it was trained with ([groups] gives the groups)")
+    o.add_argument("--out", type=Path, help="the new bundle (default: BUNDLE itself); metrics.json, report.md and events.png beside it are updated")
+    o.add_argument("--hold-out-groups", default="", metavar="G,...", help="as the bundle was made with")
+    o.add_argument("--seed", type=int, default=0)
+    o.add_argument("--target-fa-per-hour", type=_rate, default=1.0, help="false alarms per hour of background to aim at (default 1)")
+    o.add_argument("--source", default="", help="how the data is named in the manifest")
+    o.add_argument("--version", help="the new bundle's version (default: the bundle's)")
 
 
 def cmd_check(args) -> int:
@@ -184,6 +217,7 @@ def cmd_audio(args) -> int:
         max_drop_pp=args.max_drop, rep_samples=args.rep_samples, seed=args.seed, train_hop_s=args.train_hop,
         hold_out_groups=tuple(g.strip() for g in args.hold_out_groups.split(",") if g.strip()),
         source=args.source, licences=tuple(args.licence), baseline=args.baseline,
+        target_fa_per_hour=args.target_fa_per_hour,
     )
     if args.weights is not None and not Path(args.weights).is_file():
         raise UsageError(f"--weights {args.weights}: no such file (give a MobileNetV2 no-top .h5 whose alpha is --alpha)")
@@ -204,6 +238,29 @@ def cmd_audio(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    from converter.calibration import CalibrationOptions, calibrate
+
+    gate = None if args.rms_gate == "off" else float(args.rms_gate)
+    options = CalibrationOptions(out=args.out, labels=args.labels, score_logs=tuple(args.score_log),
+                                 target_fa_per_hour=args.target_fa_per_hour, hop_s=args.hop, rms_gate_dbfs=gate)
+    return calibrate(args.bundle, args.data, options)
+
+
+def cmd_operating_point(args) -> int:
+    from converter.audio_release import ReleaseOptions, rechoose
+
+    options = ReleaseOptions(labels=args.labels, out=args.out or args.bundle, seed=args.seed, source=args.source,
+                             hold_out_groups=tuple(g.strip() for g in args.hold_out_groups.split(",") if g.strip()),
+                             target_fa_per_hour=args.target_fa_per_hour, version=args.version)
+    events = rechoose(args.bundle, args.data, options)
+    t = events["test"]["chosen"]
+    print(f"{events['how']}\ntest: event recall {t['event_recall']} ({t['detected']}/{t['machinery_clips']}), "
+          f"{t['false_alarms']} false alarms in {t['background_hours']} h ({t['false_alarms_per_hour']} per hour); "
+          f"bundle {options.out}")
+    return 0
+
+
 class UsageError(Exception):
     pass
 
@@ -211,10 +268,20 @@ class UsageError(Exception):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"check": cmd_check, "image": cmd_image, "audio": cmd_audio}[args.command](args)
-    except (DatasetError, AudioDatasetError, UsageError, ValueError) as exc:
+        return {"check": cmd_check, "image": cmd_image, "audio": cmd_audio, "calibrate": cmd_calibrate,
+                "operating-point": cmd_operating_point}[args.command](args)
+    except (DatasetError, AudioDatasetError, UsageError, ValueError, *calibration_errors()) as exc:
         print(f"nv-convert: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def calibration_errors() -> tuple[type[Exception], ...]:
+    """What calibrate and operating-point refuse with a message: bad data, a bundle that cannot be used."""
+    from converter.audio_scoring import ScoringError
+    from converter.calibration import CalibrationError
+    from edge.model.bundle import BundleError
+
+    return (CalibrationError, ScoringError, BundleError)
 
 
 if __name__ == "__main__":

@@ -74,6 +74,23 @@ def test_manifest_carries_the_front_end(converted):
     assert all(0.0 < m.thresholds[a] <= 1.0 for a in m.alert_labels)
 
 
+def test_the_event_rule_and_thresholds_are_chosen_on_validation_events(converted):
+    """Without [groups] in the map every alert label is its own group; the manifest carries the chosen rule
+    and says how it was chosen, metrics.json the event figures on test and the curve."""
+    m = read_bundle(converted["out"]).manifest
+    assert m.groups is None and set(m.thresholds) == {"engine", "saw"}
+    assert len(set(m.thresholds.values())) == 1, "one threshold for every group of a point"
+    assert m.events["rule"] in ("k_of_n", "mean")
+    p = m.metrics["operating_point"]
+    assert p["by"] == "nv-convert audio" and p["data"]["split"] == "val" and "test" in p
+    e = json.loads((converted["out"].parent / "metrics.json").read_text())["events"]
+    assert e["chosen"]["thresholds"] == m.thresholds and e["how"] == p["how"]
+    assert e["before"]["what"].startswith("per-label window thresholds") and set(e["curve"]) == {"validation", "test"}
+    assert 0.0 <= e["test"]["chosen"]["event_recall"] <= 1.0
+    assert (converted["out"].parent / "events.png").is_file()
+    assert "## Events: what a unit reports" in (converted["out"].parent / "report.md").read_text()
+
+
 @pytest.mark.parametrize("backend", ["litert", "tflite-runtime"])
 def test_the_edge_classifies_clips_with_its_own_front_end(converted, backend):
     model = load_model(converted["out"], backend=backend)

@@ -106,6 +106,12 @@ def test_an_unmapped_class_is_an_error_unless_ignored(data, tmp_path):
     ('[labels]\nengine = ["hum"]\nbackground = ["hum"]\n', "'hum' is mapped twice"),
     ('[labels]\nengine = ["hum"]\n', "at least two labels"),
     ('alert = ["engine"\n', "not valid TOML"),
+    ('alert = ["engine"]\n[labels]\nengine = ["hum"]\nbackground = ["hiss"]\n[groups]\nm = ["engine", "background"]\n',
+     r"groups.m: \['background'\] are not alert labels"),
+    ('alert = ["engine", "saw"]\n[labels]\nengine = ["hum"]\nsaw = ["chirp"]\nbackground = ["hiss"]\n[groups]\n'
+     'm = ["engine"]\nn = ["engine", "saw"]\n', "'engine' is in two groups"),
+    ('alert = ["engine", "saw"]\n[labels]\nengine = ["hum"]\nsaw = ["chirp"]\nbackground = ["hiss"]\n[groups]\n'
+     'engine = ["engine", "saw"]\n', "may not take the name of a label"),
 ])
 def test_bad_label_maps_are_refused_with_the_file_named(tmp_path, text, message):
     path = tmp_path / "bad.toml"
@@ -113,6 +119,20 @@ def test_bad_label_maps_are_refused_with_the_file_named(tmp_path, text, message)
     with pytest.raises(AudioDatasetError, match=message) as info:
         load_label_map(path)
     assert str(path) in str(info.value)
+
+
+def test_groups_of_a_label_map(tmp_path):
+    path = tmp_path / "map.toml"
+    path.write_text('alert = ["engine", "saw", "drill"]\n[labels]\nengine = ["hum"]\nsaw = ["chirp"]\ndrill = ["d"]\n'
+                    'background = ["hiss"]\n[groups]\nmachinery = ["engine", "drill"]\n')
+    label_map = load_label_map(path)
+    assert label_map.groups == {"machinery": ("engine", "drill")}
+    assert label_map.alert_groups() == {"machinery": ("engine", "drill"), "saw": ("saw",)}, "a label in no group: its own"
+    path.write_text(MAP)
+    assert load_label_map(path).groups is None
+    assert load_label_map(path).alert_groups() == {"engine": ("engine",), "saw": ("saw",)}
+    shipped = load_label_map(Path(__file__).resolve().parents[2] / "converter" / "labelmaps" / "mining-audio.toml")
+    assert shipped.alert_groups() == {"machinery": ("engine", "drilling", "chainsaw")}
 
 
 def test_silent_windows_are_dropped_and_short_clips_looped(tmp_path):
