@@ -1,0 +1,130 @@
+"""What differs between the two databases nv-base writes, kept in this one place.
+
+Everything else (the store's statements, the shared migrations) is written once, in the SQL both
+speak: `?` placeholders, `INSERT ... ON CONFLICT DO NOTHING`, `ON CONFLICT (...) DO UPDATE SET ...
+excluded.x`, partial indexes, row values. What is left differs here:
+
+- placeholders: psycopg wants `%s` (and `%%` for a literal percent sign);
+- a write transaction: SQLite's `BEGIN IMMEDIATE` takes the file's write lock at once; PostgreSQL's
+  start-up migration takes an advisory lock instead, so two workers starting together migrate once;
+- several statements in one transaction: sqlite3's executescript() would commit first, so they are
+  split and run one by one; psycopg runs a script as it is;
+- errors: what the database raises, which of them mean "this item will not go in" (raised before the
+  row is written, the transaction goes on) and which mean "try the whole transaction again";
+- the map: a PostGIS point where the extension is installed, lat/lon ranges otherwise.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from functools import lru_cache
+
+MIGRATION_LOCK = 0x6E76_0001  # pg_advisory_xact_lock key: "nv", the schema
+
+
+class SQLite:
+    name = "sqlite"
+    spatial = False  # no point column: the map query uses lat/lon ranges on an index
+    errors: tuple = (sqlite3.DatabaseError,)
+    item_errors: tuple = (ValueError, TypeError, KeyError, OverflowError)
+    transient: tuple = ()
+
+    def sql(self, text: str) -> str:
+        return text
+
+    def begin(self, db) -> None:
+        db.execute("BEGIN IMMEDIATE")
+
+    def begin_migration(self, db) -> None:
+        db.execute("BEGIN IMMEDIATE")
+
+    def script(self, db, text: str) -> None:
+        statement = ""
+        for line in text.splitlines(keepends=True):
+            statement += line
+            if sqlite3.complete_statement(statement):
+                db.execute(statement)
+                statement = ""
+        if statement.strip():
+            db.execute(statement)  # the last statement needs no semicolon
+
+    def in_transaction(self, db) -> bool:
+        return db.in_transaction
+
+    def aborted(self, db) -> bool:
+        return False  # SQLite goes on after a failed statement
+
+    def rows(self, db, sql: str, args: tuple) -> list:
+        cur = db.cursor()
+        cur.row_factory = sqlite3.Row
+        return cur.execute(sql, args).fetchall()
+
+    def columns(self, db, table: str) -> set[str]:
+        return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+
+    def box(self, west: float, south: float, east: float, north: float) -> tuple[str, tuple]:
+        return _lat_lon_box(west, south, east, north)
+
+
+class PostgreSQL:
+    name = "postgresql"
+
+    def __init__(self, spatial: bool = False):
+        import psycopg
+        from psycopg import errors
+
+        self.spatial = spatial  # set by the store once the migrations ran: is there a PostGIS point column?
+        self.errors = (psycopg.Error,)
+        # psycopg refuses a lone surrogate (UnicodeEncodeError) or a NUL in text (DataError) before
+        # sending anything; should the server refuse a value, the transaction is aborted and the store
+        # starts it again without that item (aborted()).
+        self.item_errors = (ValueError, TypeError, KeyError, OverflowError, psycopg.DataError)
+        self.transient = (errors.DeadlockDetected, errors.SerializationFailure)
+
+    def sql(self, text: str) -> str:
+        return _percent(text)
+
+    def begin(self, db) -> None:
+        db.execute("BEGIN")
+
+    def begin_migration(self, db) -> None:
+        db.execute("BEGIN")
+        db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+
+    def script(self, db, text: str) -> None:
+        db.execute(text)
+
+    def in_transaction(self, db) -> bool:
+        from psycopg.pq import TransactionStatus
+
+        return db.info.transaction_status != TransactionStatus.IDLE
+
+    def aborted(self, db) -> bool:
+        from psycopg.pq import TransactionStatus
+
+        return db.info.transaction_status == TransactionStatus.INERROR
+
+    def rows(self, db, sql: str, args: tuple) -> list:
+        from psycopg.rows import dict_row
+
+        with db.cursor(row_factory=dict_row) as cur:
+            return cur.execute(sql, args).fetchall()
+
+    def columns(self, db, table: str) -> set[str]:
+        cur = db.execute("SELECT column_name FROM information_schema.columns "
+                         "WHERE table_schema = current_schema() AND table_name = %s", (table,))
+        return {row[0] for row in cur}
+
+    def box(self, west: float, south: float, east: float, north: float) -> tuple[str, tuple]:
+        if self.spatial:  # && is "bounding boxes meet": for a point, inside the box or on its edge; GiST-indexed
+            return "geom && ST_MakeEnvelope(?, ?, ?, ?, 4326)", (west, south, east, north)
+        return _lat_lon_box(west, south, east, north)
+
+
+def _lat_lon_box(west: float, south: float, east: float, north: float) -> tuple[str, tuple]:
+    return "lat BETWEEN ? AND ? AND lon BETWEEN ? AND ?", (south, north, west, east)
+
+
+@lru_cache(maxsize=256)
+def _percent(text: str) -> str:
+    return text.replace("%", "%%").replace("?", "%s")
