@@ -58,7 +58,7 @@ class Store:
         self.name = shown(where)
         self.db, self.dialect = connect(where, password)
         try:
-            migrate(self.db, self.dialect, self.name)
+            self.migrated = migrate(self.db, self.dialect, self.name)  # the versions applied now
             self.dialect.spatial = "geom" in self.dialect.columns(self.db, "detections")
         except self.dialect.errors as exc:
             self.db.close()
