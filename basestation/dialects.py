@@ -11,7 +11,7 @@ excluded.x`, partial indexes, row values. What is left differs here:
   split and run one by one; psycopg runs a script as it is;
 - errors: what the database raises, which of them mean "this item will not go in" (raised before the
   row is written, the transaction goes on) and which mean "try the whole transaction again";
-- the map: a PostGIS point where the extension is installed, lat/lon ranges otherwise.
+- the map: an R*Tree (SQLite) or a PostGIS point (PostgreSQL) where there is one, lat/lon ranges otherwise.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ MIGRATION_LOCK = 0x6E76_0001  # pg_advisory_xact_lock key: "nv", the schema
 
 class SQLite:
     name = "sqlite"
-    spatial = False  # no point column: the map query uses lat/lon ranges on an index
+    spatial = False  # set by the store once the migrations ran: is there an R*Tree of places and times?
     errors: tuple = (sqlite3.DatabaseError,)
     item_errors: tuple = (ValueError, TypeError, KeyError, OverflowError)
     transient: tuple = ()
@@ -62,8 +62,15 @@ class SQLite:
     def columns(self, db, table: str) -> set[str]:
         return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
 
-    def box(self, west: float, south: float, east: float, north: float) -> tuple[str, tuple]:
-        return _lat_lon_box(west, south, east, north)
+    def box(self, west: float, south: float, east: float, north: float, since: float, until: float) -> tuple[str, tuple]:
+        """The rows inside the box, captured between the unix times `since` and `until` (a superset is
+        fine: the store adds the exact conditions)."""
+        if not self.spatial:
+            return _lat_lon_box(west, south, east, north)
+        # The R*Tree holds 32-bit floats rounded outwards, so "its box meets ours" finds every point inside.
+        return ("id IN (SELECT detection FROM detections_place WHERE lat1 >= ? AND lat0 <= ? AND lon1 >= ? AND lon0 <= ? "
+                "AND t1 >= ? AND t0 <= ?) AND " + _lat_lon_box(west, south, east, north)[0],
+                (south, north, west, east, rtree_time(since - 1), rtree_time(until + 1), south, north, west, east))
 
 
 class PostgreSQL:
@@ -115,7 +122,7 @@ class PostgreSQL:
                          "WHERE table_schema = current_schema() AND table_name = %s", (table,))
         return {row[0] for row in cur}
 
-    def box(self, west: float, south: float, east: float, north: float) -> tuple[str, tuple]:
+    def box(self, west: float, south: float, east: float, north: float, since: float, until: float) -> tuple[str, tuple]:
         if self.spatial:  # && is "bounding boxes meet": for a point, inside the box or on its edge; GiST-indexed
             return "geom && ST_MakeEnvelope(?, ?, ?, ?, 4326)", (west, south, east, north)
         return _lat_lon_box(west, south, east, north)
@@ -123,6 +130,11 @@ class PostgreSQL:
 
 def _lat_lon_box(west: float, south: float, east: float, north: float) -> tuple[str, tuple]:
     return "lat BETWEEN ? AND ? AND lon BETWEEN ? AND ?", (south, north, west, east)
+
+
+def rtree_time(unix: float) -> float:
+    """A unix time in the R*Tree's unit: tens of days from 2023-02-25 (migrations/m0003_map.py says why)."""
+    return (unix / 86400 + 2440587.5 - 2460000.5) / 10
 
 
 @lru_cache(maxsize=256)

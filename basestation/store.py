@@ -18,6 +18,7 @@ import json
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Sequence
 
@@ -33,6 +34,7 @@ ATTEMPTS = 5  # a transaction PostgreSQL aborts to break a deadlock between work
 # Rows are written in this order in every transaction, so that workers sharing a PostgreSQL take row
 # locks in one order and cannot deadlock on one another's redeliveries.
 KIND_ORDER = {"detection": 0, "thumbnail": 1, "status": 2, "health": 2}
+WINDOW = timedelta(days=1)  # the map's first capture-time window (Store.in_box)
 
 
 @dataclass
@@ -59,7 +61,8 @@ class Store:
         self.db, self.dialect = connect(where, password)
         try:
             self.migrated = migrate(self.db, self.dialect, self.name)  # the versions applied now
-            self.dialect.spatial = "geom" in self.dialect.columns(self.db, "detections")
+            self.dialect.spatial = ("geom" in self.dialect.columns(self.db, "detections")
+                                    or "detection" in self.dialect.columns(self.db, "detections_place"))
         except self.dialect.errors as exc:
             self.db.close()
             raise StoreError(f"{self.name}: cannot open the base-station database: {exc}") from None
@@ -221,12 +224,38 @@ class Store:
 
     def in_box(self, west: float, south: float, east: float, north: float, *, limit: int = 500) -> list:
         """Detections located inside the box (WGS 84 degrees, edges included), newest capture time first:
-        the map. The box may not cross the antimeridian (west ≤ east)."""
+        the map. The box may not cross the antimeridian (west ≤ east).
+
+        Asked one capture-time window at a time, newest first, each four times wider than the one
+        before (a day, 4 days, 16 …), until the page is full or the oldest row is reached: a box full
+        of recent rows is answered from the first day, a nearly empty one from a few index probes,
+        and neither sorts more than one window's matches."""
         if not (west <= east and south <= north):
             raise ValueError(f"a box needs west ≤ east and south ≤ north, got {west}, {south}, {east}, {north}")
-        condition, args = self.dialect.box(west, south, east, north)
-        return self._rows(f"SELECT {COLUMNS} FROM detections WHERE {condition} ORDER BY time DESC, id DESC LIMIT ?",
-                          (*args, limit))
+        # Two statements: SQLite reads a lone min() or max() off the index, but scans the table for both at once.
+        oldest = self.db.execute("SELECT min(time) FROM detections").fetchone()[0]
+        newest = self.db.execute("SELECT max(time) FROM detections").fetchone()[0]
+        if newest is None:
+            return []
+        first, until = _moment(oldest), None
+        lower, width = _moment(newest) - WINDOW, WINDOW
+        found: list = []
+        while len(found) < limit:
+            since = lower if lower > first else None
+            condition, args = self.dialect.box(west, south, east, north,
+                                               since.timestamp() if since else float("-inf"),
+                                               until.timestamp() if until else float("inf"))
+            for column, op, bound in (("time", ">=", since), ("time", "<", until)):
+                if bound is not None:
+                    condition += f" AND {column} {op} ?"
+                    args += (_iso(bound),)
+            found += self._rows(f"SELECT {COLUMNS} FROM detections WHERE {condition} "
+                                "ORDER BY time DESC, id DESC LIMIT ?", (*args, limit - len(found)))
+            if since is None:
+                break
+            until, width = since, width * 4
+            lower = until - width
+        return found
 
     def devices(self) -> list:
         return self._rows("SELECT * FROM devices ORDER BY device", ())
@@ -242,3 +271,12 @@ class Store:
             return self.dialect.rows(self.db, self.dialect.sql(sql), args)
         except self.dialect.errors as exc:
             raise StoreError(f"{self.name}: cannot read: {' '.join(str(exc).split())}") from None
+
+
+def _moment(iso: str) -> datetime:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00"))
+
+
+def _iso(moment: datetime) -> str:
+    """ISO 8601 UTC with milliseconds and a Z, as records have: compared as text with the time column."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

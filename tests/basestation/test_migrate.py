@@ -21,7 +21,8 @@ from basestation.store import Store, StoreError
 
 ROOT = Path(__file__).resolve().parents[2]
 INDEXES = {"detections_received", "detections_time", "detections_device_time", "detections_label_time",
-           "detections_alert_time", "detections_place"}
+           "detections_alert_time", "detections_device_label_time", "detections_device_alert_time",
+           "detections_label_alert_time"}
 
 
 def old_database(path: Path) -> list[dict]:
@@ -54,6 +55,8 @@ def test_a_database_made_before_migrations_upgrades_in_place_keeping_every_row(t
     assert table_rows(db) == before  # nothing lost, nothing changed
     names = {row[0] for row in store.db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert INDEXES <= names
+    located = store.db.execute("SELECT count(*) FROM detections WHERE lat IS NOT NULL").fetchone()[0]
+    assert store.db.execute("SELECT count(*) FROM detections_place").fetchone()[0] == located > 0  # the old rows are on the map
     again = store.save([Accepted("detection", "unit-1", records[0], records[0]["id"])])  # redelivered after the upgrade
     assert (again.stored, again.duplicates) == (0, 1)
     assert [r["id"] for r in store.events(device="unit-2", alert=True)] == [records[-1]["id"]]

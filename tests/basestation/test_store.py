@@ -4,12 +4,14 @@ detection id, latest status per unit, counters, dead letters, the event list and
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from detections import detection
 
 from basestation.payloads import DEAD_LETTER_PREFIX, Accepted, DeadLetter, parse
 from basestation.store import Store
+from edge.records.record import iso_utc
 
 
 def as_item(record: dict) -> Accepted:
@@ -140,15 +142,40 @@ def test_the_map_gives_located_detections_in_a_box_newest_first(database):
         store.in_box(170, 0, -170, 1)
 
 
-def test_postgis_holds_the_points_where_the_server_has_it(database, request):
+def test_the_map_reads_windows_of_capture_time_across_years(database):
+    """Capture times every 5 days over two years: the map's widening windows (a day, 4, 16 …) must
+    neither miss nor repeat a row, and keep newest first across window edges."""
+    store = Store(database)
+    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    records = []
+    for k in range(150):
+        record = detection("unit-1", k)
+        record["time"] = iso_utc(start + timedelta(days=5 * k, seconds=k))
+        record["geo"] = {"lat": -3.0 if k % 3 else -8.0, "lon": -60.0 + k / 1000, "source": "exif"}
+        records.append(record)
+    store.save([as_item(r) for r in records])
+    north = [r for r in records if r["geo"]["lat"] == -3.0]
+    assert [r["id"] for r in store.in_box(-61, -4, -59, -2, limit=1000)] == newest_first(north)
+    assert [r["id"] for r in store.in_box(-61, -4, -59, -2, limit=7)] == newest_first(north)[:7]
+    oldest = records[0]  # alone in its box, 745 days before the newest row
+    lon = oldest["geo"]["lon"]
+    assert [r["id"] for r in store.in_box(lon, -8.5, lon, -7.5)] == [oldest["id"]]
+
+
+def test_the_map_has_its_spatial_index_where_the_database_has_one(database, request):
     store = Store(database)
     backend = request.node.callspec.params["database"]
     postgis = backend == "postgresql" and request.getfixturevalue("pg_databases").postgis
-    assert store.dialect.spatial == postgis
+    record = detection("unit-1", 1)
+    store.save([as_item(record), as_item(detection("unit-1", 3))])  # the second has no location
+    if backend == "sqlite":  # the R*Tree, kept by a trigger
+        assert store.dialect.spatial
+        assert store.db.execute("SELECT detection FROM detections_place").fetchall() == [(record["id"],)]
+    else:
+        assert store.dialect.spatial == postgis
     if postgis:
-        record = detection("unit-1", 1)
-        store.save([as_item(record)])
-        point = store.db.execute("SELECT ST_X(geom), ST_Y(geom), ST_SRID(geom) FROM detections").fetchone()
-        assert point == (record["geo"]["lon"], record["geo"]["lat"], 4326)
+        point = store.db.execute("SELECT ST_X(geom), ST_Y(geom), ST_SRID(geom) FROM detections "
+                                 "WHERE geom IS NOT NULL").fetchall()
+        assert point == [(record["geo"]["lon"], record["geo"]["lat"], 4326)]
         index = store.db.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'detections_geom'").fetchone()[0]
         assert "USING gist (geom)" in index
