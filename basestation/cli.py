@@ -23,6 +23,7 @@ from pathlib import Path
 from basestation.export import write_csv, write_geojson
 from basestation.listener import Listener, ListenerOptions
 from basestation.listing import write_dead_letters, write_listing
+from basestation.migrate import latest
 from basestation.database import is_dsn, read_password
 from basestation.store import Store, StoreError
 from edge import __version__
@@ -82,6 +83,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s nv-base listen: %(levelname)s %(message)s")
     settings = settings_from_args(args, default_client_id=f"nv-base-{socket.gethostname()}")
     store = open_store(args, must_exist=False)
+    logging.info("storing in %s (%s, schema version %d%s)", store.name, store.dialect.name, latest(),
+                 f"; migrated now: {', '.join(map(str, store.migrated))}" if store.migrated else "")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -75,7 +75,12 @@ def _postgresql(dsn: str, password: str | None):
                          "(or pip install 'psycopg[binary]')") from None
     extra = {"password": password} if password else {}
     try:
-        return psycopg.connect(dsn, autocommit=True, connect_timeout=10, application_name="nv-base", **extra)
+        db = psycopg.connect(dsn, autocommit=True, connect_timeout=10, application_name="nv-base", **extra)
+        # psycopg prepares a statement run five times; PostgreSQL may then plan it once for any
+        # parameters. The map's plan depends on the box (a unit's valley or the whole basin): a plan
+        # made for one took 9 s for another. Plan each query for its own values (< 1 ms each).
+        db.execute("SET plan_cache_mode = force_custom_plan")
+        return db
     except psycopg.Error as exc:
         raise StoreError(f"{shown(dsn)}: cannot connect to PostgreSQL: {_scrub(str(exc), dsn, password)}; "
                          f"{_what_to_check(str(exc))}") from None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 from functools import lru_cache
+from typing import NamedTuple
 
 MIGRATION_LOCK = 0x6E76_0001  # pg_advisory_xact_lock key: "nv", the schema
 
@@ -62,15 +63,17 @@ class SQLite:
     def columns(self, db, table: str) -> set[str]:
         return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
 
-    def box(self, west: float, south: float, east: float, north: float, since: float, until: float) -> tuple[str, tuple]:
-        """The rows inside the box, captured between the unix times `since` and `until` (a superset is
-        fine: the store adds the exact conditions)."""
+    def box(self, west: float, south: float, east: float, north: float, window: Window, limit: int) -> tuple[str, tuple]:
+        """The condition for the rows inside the box and the capture-time window."""
         if not self.spatial:
-            return _lat_lon_box(west, south, east, north)
-        # The R*Tree holds 32-bit floats rounded outwards, so "its box meets ours" finds every point inside.
-        return ("id IN (SELECT detection FROM detections_place WHERE lat1 >= ? AND lat0 <= ? AND lon1 >= ? AND lon0 <= ? "
-                "AND t1 >= ? AND t0 <= ?) AND " + _lat_lon_box(west, south, east, north)[0],
-                (south, north, west, east, rtree_time(since - 1), rtree_time(until + 1), south, north, west, east))
+            return _plain_box(west, south, east, north, window)
+        # The R*Tree holds 32-bit floats rounded outwards, so "its box meets ours" finds every point
+        # inside; the exact values (auxiliary columns) decide, and the page is cut inside the R*Tree.
+        exact, args = _plain_box(west, south, east, north, window)
+        return (f"id IN (SELECT detection FROM detections_place WHERE lat1 >= ? AND lat0 <= ? AND lon1 >= ? "
+                f"AND lon0 <= ? AND t1 >= ? AND t0 <= ? AND {exact} ORDER BY time DESC, detection DESC LIMIT ?)",
+                (south, north, west, east, rtree_time(window.since_unix - 1), rtree_time(window.until_unix + 1),
+                 *args, limit))
 
 
 class PostgreSQL:
@@ -122,14 +125,36 @@ class PostgreSQL:
                          "WHERE table_schema = current_schema() AND table_name = %s", (table,))
         return {row[0] for row in cur}
 
-    def box(self, west: float, south: float, east: float, north: float, since: float, until: float) -> tuple[str, tuple]:
-        if self.spatial:  # && is "bounding boxes meet": for a point, inside the box or on its edge; GiST-indexed
-            return "geom && ST_MakeEnvelope(?, ?, ?, ?, 4326)", (west, south, east, north)
-        return _lat_lon_box(west, south, east, north)
+    def box(self, west: float, south: float, east: float, north: float, window: Window, limit: int) -> tuple[str, tuple]:
+        if not self.spatial:
+            return _plain_box(west, south, east, north, window)
+        # && is "bounding boxes meet": for a point, inside the box or on its edge; GiST-indexed.
+        time, args = _time_window(window)
+        return "geom && ST_MakeEnvelope(?, ?, ?, ?, 4326)" + time, (west, south, east, north, *args)
 
 
-def _lat_lon_box(west: float, south: float, east: float, north: float) -> tuple[str, tuple]:
-    return "lat BETWEEN ? AND ? AND lon BETWEEN ? AND ?", (south, north, west, east)
+class Window(NamedTuple):
+    """A capture-time window of the map, [since, until), as the text the time column holds and as
+    unix times; None and ±infinity where it is open."""
+
+    since: str | None
+    until: str | None
+    since_unix: float
+    until_unix: float
+
+
+def _plain_box(west: float, south: float, east: float, north: float, window: Window) -> tuple[str, tuple]:
+    time, args = _time_window(window)
+    return "lat BETWEEN ? AND ? AND lon BETWEEN ? AND ?" + time, (south, north, west, east, *args)
+
+
+def _time_window(window: Window) -> tuple[str, tuple]:
+    sql, args = "", ()
+    if window.since is not None:
+        sql, args = sql + " AND time >= ?", (*args, window.since)
+    if window.until is not None:
+        sql, args = sql + " AND time < ?", (*args, window.until)
+    return sql, args
 
 
 def rtree_time(unix: float) -> float:

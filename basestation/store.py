@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Sequence
 
 from basestation.database import StoreError, connect, shown
+from basestation.dialects import Window
 from basestation.migrate import migrate
 from basestation.payloads import Accepted, DeadLetter
 
@@ -242,13 +243,9 @@ class Store:
         found: list = []
         while len(found) < limit:
             since = lower if lower > first else None
-            condition, args = self.dialect.box(west, south, east, north,
-                                               since.timestamp() if since else float("-inf"),
-                                               until.timestamp() if until else float("inf"))
-            for column, op, bound in (("time", ">=", since), ("time", "<", until)):
-                if bound is not None:
-                    condition += f" AND {column} {op} ?"
-                    args += (_iso(bound),)
+            window = Window(since and _iso(since), until and _iso(until),
+                            since.timestamp() if since else float("-inf"), until.timestamp() if until else float("inf"))
+            condition, args = self.dialect.box(west, south, east, north, window, limit - len(found))
             found += self._rows(f"SELECT {COLUMNS} FROM detections WHERE {condition} "
                                 "ORDER BY time DESC, id DESC LIMIT ?", (*args, limit - len(found)))
             if since is None:

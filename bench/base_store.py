@@ -4,7 +4,7 @@ SQLite and on PostgreSQL (with PostGIS when the server has it), through the stor
     .venv/bin/python bench/base_store.py [--rows 1000000] [--queries 300] [--backend sqlite|postgresql|both]
 
 Each database is made at schema version 1 (the tables of the first migration), filled in bulk
-(SQLite: executemany in transactions of 50,000 rows; PostgreSQL: COPY), then opened by the Store,
+(SQLite: executemany in transactions of 50,000 rows, synchronous=OFF; PostgreSQL: COPY), then opened by the Store,
 which applies the remaining migrations (the indexes, the PostGIS point) over the full table, as an
 old database upgrading in place would. Both get the same rows and the same queries (seeded):
 
@@ -139,6 +139,7 @@ def load(where: str, count: int) -> tuple[float, float]:
     start = time.perf_counter()
     generated = rows(count)
     if dialect.name == "sqlite":
+        db.execute("PRAGMA synchronous=OFF")  # a bulk import: run again if it is cut short
         insert = f"INSERT INTO detections ({COLUMNS}) VALUES ({', '.join('?' * 15)})"
         while chunk := [row for _, row in zip(range(BATCH), generated)]:
             db.execute("BEGIN")
@@ -190,7 +191,7 @@ def run(backend: str, where: str, args: argparse.Namespace) -> None:
     start = time.perf_counter()
     analyse(store)
     analysed = time.perf_counter() - start
-    kind = backend + (" + PostGIS" if store.dialect.spatial else "")
+    kind = backend + ((" + R*Tree" if backend == "sqlite" else " + PostGIS") if store.dialect.spatial else "")
     print(f"\n{kind}: {store.count():,} detections")
     print(f"load         {loaded:6.1f} s ({args.rows / loaded:,.0f} rows/s; "
           f"{'executemany, 50,000 a transaction' if backend == 'sqlite' else 'COPY'}), "

@@ -7,7 +7,8 @@ until the page is full (Store.in_box), so each query needs an index on place *an
   days from 2023-02-25, so that a year spans about as many units as the map does degrees: in
   seconds it would dwarf them, the tree would split on time alone and a box would visit every node
   (200 ms instead of 1 ms over a million rows). Its boxes are 32-bit floats rounded outwards (here
-  about a minute of time), so it finds a superset and the exact columns decide.
+  about a minute of time), so it finds a superset; the exact id, time, lat and lon ride along in it
+  (auxiliary columns), so a window is sorted and cut to a page before any detection row is read.
 - PostgreSQL with PostGIS: a point column `geom` (WGS 84, SRID 4326), generated from lat/lon, so
   every writer fills it without knowing it exists, with a GiST index; the planner joins it with the
   time index. PostGIS is used when the extension is in the database already, or when it is
@@ -24,15 +25,16 @@ log = logging.getLogger("nv.base")
 PLAIN = "CREATE INDEX IF NOT EXISTS detections_place_btree ON detections (lat, lon, time) WHERE lat IS NOT NULL"
 EPOCH = "(julianday({t}) - 2460000.5) / 10.0"  # dialects.rtree_time() says the same in unix seconds
 RTREE = f"""
-CREATE VIRTUAL TABLE detections_place USING rtree (n, lat0, lat1, lon0, lon1, t0, t1, +detection);
-INSERT INTO detections_place (lat0, lat1, lon0, lon1, t0, t1, detection)
-    SELECT lat, lat, lon, lon, {EPOCH.format(t="time")}, {EPOCH.format(t="time")}, id
+CREATE VIRTUAL TABLE detections_place USING rtree (n, lat0, lat1, lon0, lon1, t0, t1, +detection, +time, +lat, +lon);
+INSERT INTO detections_place (lat0, lat1, lon0, lon1, t0, t1, detection, time, lat, lon)
+    SELECT lat, lat, lon, lon, {EPOCH.format(t="time")}, {EPOCH.format(t="time")}, id, time, lat, lon
     FROM detections WHERE lat IS NOT NULL AND lon IS NOT NULL;
 CREATE TRIGGER detections_place_insert AFTER INSERT ON detections
     WHEN new.lat IS NOT NULL AND new.lon IS NOT NULL
 BEGIN
-    INSERT INTO detections_place (lat0, lat1, lon0, lon1, t0, t1, detection)
-    VALUES (new.lat, new.lat, new.lon, new.lon, {EPOCH.format(t="new.time")}, {EPOCH.format(t="new.time")}, new.id);
+    INSERT INTO detections_place (lat0, lat1, lon0, lon1, t0, t1, detection, time, lat, lon)
+    VALUES (new.lat, new.lat, new.lon, new.lon, {EPOCH.format(t="new.time")}, {EPOCH.format(t="new.time")},
+            new.id, new.time, new.lat, new.lon);
 END;
 CREATE TRIGGER detections_place_delete AFTER DELETE ON detections
     WHEN old.lat IS NOT NULL AND old.lon IS NOT NULL
