@@ -32,8 +32,9 @@ __all__ = ["MAX_DEAD_LETTERS", "Saved", "Store", "StoreError"]
 MAX_DEAD_LETTERS = 10_000  # rows kept; each is at most ~3 KB (payloads.DEAD_LETTER_PREFIX, MAX_TEXT)
 COLUMNS = "id, device, time, received, kind, source, label, score, alert, lat, lon, alt, queued_s, error, record"
 ATTEMPTS = 5  # a transaction PostgreSQL aborts to break a deadlock between workers is tried again
-# Rows are written in this order in every transaction, so that workers sharing a PostgreSQL take row
-# locks in one order and cannot deadlock on one another's redeliveries.
+# On PostgreSQL rows are written in this order in every transaction, so that workers sharing it take
+# row locks in one order and cannot deadlock on one another's redeliveries. SQLite has one writer at a
+# time and keeps the order of arrival (its rowids: oldest first).
 KIND_ORDER = {"detection": 0, "thumbnail": 1, "status": 2, "health": 2}
 WINDOW = timedelta(days=1)  # the map's first capture-time window (Store.in_box)
 
@@ -101,7 +102,9 @@ class Store:
         now = time.time()
         sql = self.dialect.sql
         self.dialect.begin(self.db)
-        order = sorted(range(len(batch)), key=lambda i: (KIND_ORDER[batch[i].kind], batch[i].id or batch[i].device))
+        order = range(len(batch))
+        if self.dialect.name == "postgresql":
+            order = sorted(order, key=lambda i: (KIND_ORDER[batch[i].kind], batch[i].id or batch[i].device))
         written = set()
         for index in order:
             if index in refused:

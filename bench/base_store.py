@@ -1,7 +1,7 @@
 """Base-station store benchmark: the event list and the map over a million stored detections, on
 SQLite and on PostgreSQL (with PostGIS when the server has it), through the store's own API.
 
-    .venv/bin/python bench/base_store.py [--rows 1000000] [--queries 300] [--backend sqlite|postgresql|both]
+    .venv/bin/python bench/base_store.py [--rows 1000000] [--queries 300] [--backend sqlite|postgresql|postgresql-plain|both]
 
 Each database is made at schema version 1 (the tables of the first migration), filled in bulk
 (SQLite: executemany in transactions of 50,000 rows, synchronous=OFF; PostgreSQL: COPY), then opened by the Store,
@@ -208,13 +208,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=300, help="of each kind (default 300)")
-    parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--backend", choices=("sqlite", "postgresql", "postgresql-plain", "both"), default="both",
+                        help="postgresql-plain: a user who may not enable PostGIS, so the map reads lat/lon")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="nv-bench-store-"))
     try:
         if args.backend in ("sqlite", "both"):
             run("sqlite", str(work / "base.db"), args)
-        if args.backend in ("postgresql", "both"):
+        if args.backend.startswith("postgresql") or args.backend == "both":
             from pgserver import PgServer, server_binaries
 
             folder = server_binaries()
@@ -223,8 +224,13 @@ def main() -> int:
                 return 0
             server = PgServer(folder).start()
             try:
-                server.admin("CREATE DATABASE bench")
-                run("postgresql", server.dsn("bench"), args)
+                if args.backend == "postgresql-plain":
+                    server.admin("CREATE ROLE bench LOGIN PASSWORD 'bench'")
+                    server.admin("CREATE DATABASE bench OWNER bench")
+                    run("postgresql", server.dsn("bench", "bench", "bench"), args)
+                else:
+                    server.admin("CREATE DATABASE bench")
+                    run("postgresql", server.dsn("bench"), args)
             finally:
                 server.stop()
     finally:
