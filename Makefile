@@ -42,11 +42,15 @@ demo: $(VENV)/.base
 	$(VENV)/bin/python samples/demo_service.py $(DEMO_OUT)
 
 # The delivery tests start their own mosquitto on a free loopback port with their own config, so a
-# broker service that the Debian package may have started (on 1883) is never used.
+# broker service that the Debian package may have started (on 1883) is never used. Likewise the
+# base-station tests start their own PostgreSQL (tests/pgserver.py), with PostGIS where it is packaged.
 # The browser tests drive Debian's Chromium through its chromedriver (no browser download).
 test: $(VENV)/.test
 	(command -v mosquitto && command -v openssl) >/dev/null || (apt-get update -qq && apt-get install -y -qq mosquitto mosquitto-clients openssl)
 	(test -x /usr/bin/chromium && test -x /usr/bin/chromedriver) || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
+	(ls /usr/lib/postgresql/*/bin/initdb && ls /usr/share/postgresql/*/extension/postgis.control) >/dev/null 2>&1 || \
+	    (apt-get update -qq && apt-get install -y -qq postgresql && \
+	     (apt-get install -y -qq postgresql-postgis || echo "PostGIS is not packaged here: the PostgreSQL tests run without it"))
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.test

@@ -83,8 +83,8 @@ class DeadLetter:
 
     @classmethod
     def of(cls, topic: str, payload: bytes, cause: str, reason: str, *, retained: bool = False) -> "DeadLetter":
-        def text(s: str) -> str:  # no lone surrogates: SQLite stores UTF-8
-            return s.encode("utf-8", "backslashreplace").decode("utf-8")
+        def text(s: str) -> str:  # no lone surrogates (both databases store UTF-8), no NUL (PostgreSQL refuses it)
+            return s.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
         return cls(text(topic)[:MAX_TEXT], cause, text(reason)[:MAX_TEXT], len(payload), bytes(payload[:DEAD_LETTER_PREFIX]),
                    retained)

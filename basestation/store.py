@@ -1,8 +1,12 @@
-"""The base station's database: one SQLite file, each detection stored once by its id.
+"""The base station's database: each detection stored once by its id, in SQLite (a file, the
+default) or PostgreSQL (a server that several workers share). One API, one set of statements;
+what the two databases spell differently is in basestation/dialects.py, the schema in
+basestation/migrations/ (applied when the store opens).
 
 `save()` commits a whole batch in one transaction; the listener acknowledges the batch's
-messages to the broker only after it returns. WAL with synchronous=FULL: once a message is
-acknowledged the broker forgets it, so the row must already be on disk, power cut or not.
+messages to the broker only after it returns. SQLite runs WAL with synchronous=FULL: once a
+message is acknowledged the broker forgets it, so the row must already be on disk, power cut or
+not; PostgreSQL's commit is durable as its server is configured (synchronous_commit on, by default).
 
 Refused messages are kept in the same transaction as dead letters (the newest MAX_DEAD_LETTERS;
 the counters keep the totals), so an operator sees what came without the table growing forever.
@@ -11,65 +15,28 @@ the counters keep the totals), so an operator sees what came without the table g
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Sequence
 
+from basestation.database import StoreError, connect, shown
+from basestation.dialects import Window
+from basestation.migrate import migrate
 from basestation.payloads import Accepted, DeadLetter
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS detections (
-    id        TEXT PRIMARY KEY,      -- UUIDv7 from the unit: a redelivery is ignored
-    device    TEXT NOT NULL,
-    time      TEXT NOT NULL,         -- capture time (UTC, ISO 8601)
-    received  REAL NOT NULL,         -- unix time it was first stored here
-    kind      TEXT NOT NULL,
-    source    TEXT NOT NULL,
-    label     TEXT,
-    score     REAL,
-    alert     INTEGER,
-    lat       REAL,
-    lon       REAL,
-    alt       REAL,
-    queued_s  REAL,                  -- time it waited in the unit's outbox (late delivery)
-    error     TEXT,
-    record    TEXT NOT NULL          -- the record as received, JSON
-);
-CREATE INDEX IF NOT EXISTS detections_received ON detections (received);
-CREATE TABLE IF NOT EXISTS thumbnails (
-    id        TEXT PRIMARY KEY,      -- the detection's id
-    device    TEXT NOT NULL,
-    received  REAL NOT NULL,
-    jpeg      BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS devices (
-    device       TEXT PRIMARY KEY,
-    state        TEXT,               -- online / offline / stopped
-    state_time   TEXT,
-    health       TEXT,               -- the latest heartbeat, JSON
-    health_time  TEXT,
-    last_seen    REAL NOT NULL       -- unix time we last heard from or about it
-);
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS dead_letters (
-    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
-    received  REAL NOT NULL,         -- unix time
-    topic     TEXT NOT NULL,
-    cause     TEXT NOT NULL,         -- size, depth, json, number, schema, ... (docs/mqtt.md)
-    reason    TEXT NOT NULL,
-    retained  INTEGER NOT NULL,      -- 1: it came as a retained message (the broker may still hold it)
-    size      INTEGER NOT NULL,      -- payload bytes
-    prefix    BLOB NOT NULL          -- the payload's first bytes
-);
-"""
+__all__ = ["MAX_DEAD_LETTERS", "Saved", "Store", "StoreError"]
+
 MAX_DEAD_LETTERS = 10_000  # rows kept; each is at most ~3 KB (payloads.DEAD_LETTER_PREFIX, MAX_TEXT)
-
-
-class StoreError(Exception):
-    """The database cannot be used; the message names the file."""
+COLUMNS = "id, device, time, received, kind, source, label, score, alert, lat, lon, alt, queued_s, error, record"
+ATTEMPTS = 5  # a transaction PostgreSQL aborts to break a deadlock between workers is tried again
+# On PostgreSQL rows are written in this order in every transaction, so that workers sharing it take
+# row locks in one order and cannot deadlock on one another's redeliveries. SQLite has one writer at a
+# time and keeps the order of arrival (its rowids: oldest first).
+KIND_ORDER = {"detection": 0, "thumbnail": 1, "status": 2, "health": 2}
+WINDOW = timedelta(days=1)  # the map's first capture-time window (Store.in_box)
 
 
 @dataclass
@@ -83,61 +50,109 @@ class Saved:
     new: list[dict] = field(default_factory=list)  # detections stored for the first time (not repeats)
 
 
+class _Refused(Exception):
+    """The server refused item `index` and aborted the transaction: start it again without it."""
+
+    def __init__(self, index: int, why: str):
+        self.index, self.why = index, why
+
+
 class Store:
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
+    def __init__(self, where: str | Path, *, password: str | None = None):
+        """`where`: a SQLite file, or a PostgreSQL URI (postgresql://user@host:port/dbname)."""
+        self.name = shown(where)
+        self.db, self.dialect = connect(where, password)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: cannot open the base-station database: {exc}") from None
+            self.migrated = migrate(self.db, self.dialect, self.name)  # the versions applied now
+            self.dialect.spatial = ("geom" in self.dialect.columns(self.db, "detections")
+                                    or "detection" in self.dialect.columns(self.db, "detections_place"))
+        except self.dialect.errors as exc:
+            self.db.close()
+            raise StoreError(f"{self.name}: cannot open the base-station database: {exc}") from None
+        except StoreError:
+            self.db.close()
+            raise
 
     def close(self) -> None:
         self.db.close()
 
     def save(self, batch: list[Accepted], dead: Sequence[DeadLetter] = ()) -> Saved:
         """Store `batch` and keep `dead` in one transaction. An item whose values the database will
-        not take (a lone surrogate in a string, say) is left out and named in `unstorable`; the
-        caller keeps it as a dead letter. Raises StoreError when the database itself fails."""
-        saved = Saved()
+        not take (a lone surrogate in a string; on PostgreSQL a NUL character too) is left out and
+        named in `unstorable`; the caller keeps it as a dead letter. Raises StoreError when the
+        database itself fails."""
+        refused: dict[int, str] = {}  # grows by one item per pass, so the loop ends
+        deadlocks = 0
+        while True:
+            try:
+                return self._save(batch, dead, refused)
+            except _Refused as exc:
+                refused[exc.index] = exc.why
+            except self.dialect.errors as exc:
+                self._rollback()
+                if isinstance(exc, self.dialect.transient) and deadlocks < ATTEMPTS:
+                    deadlocks += 1
+                    time.sleep(0.05 * deadlocks)
+                    continue
+                hint = "check free space" if self.dialect.name == "sqlite" else "check that the server is up and has free space"
+                raise StoreError(f"{self.name}: cannot store {len(batch) + len(dead)} message(s): "
+                                 f"{' '.join(str(exc).split())}; {hint}") from None
+
+    def _save(self, batch: list[Accepted], dead: Sequence[DeadLetter], refused: dict[int, str]) -> Saved:
+        saved = Saved(unstorable=sorted(refused.items()))
         now = time.time()
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-            for index, item in enumerate(batch):
-                try:
-                    self._item(item, now, saved)
-                except (ValueError, TypeError, KeyError, OverflowError) as exc:  # raised before the row is written
-                    saved.unstorable.append((index, f"{type(exc).__name__}: {exc}"))
-            counts = Counter({"stored": saved.stored, "duplicates": saved.duplicates, "rejected": len(dead)})
-            counts.update(f"rejected.{letter.cause}" for letter in dead)
-            for letter in dead:
-                self.db.execute("INSERT INTO dead_letters (received, topic, cause, reason, retained, size, prefix) "
-                                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                (now, letter.topic, letter.cause, letter.reason, int(letter.retained), letter.size, letter.prefix))
-            if dead:
-                self.db.execute("DELETE FROM dead_letters WHERE seq <= (SELECT max(seq) FROM dead_letters) - ?",
-                                (MAX_DEAD_LETTERS,))
-            for name, n in counts.items():
-                if n:
-                    self.db.execute("INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + ?",
-                                    (name, n, n))
-            self.db.execute("COMMIT")
-        except sqlite3.DatabaseError as exc:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
-            raise StoreError(f"{self.path}: cannot store {len(batch) + len(dead)} message(s): {exc}; check free space") from None
+        sql = self.dialect.sql
+        self.dialect.begin(self.db)
+        order = range(len(batch))
+        if self.dialect.name == "postgresql":
+            order = sorted(order, key=lambda i: (KIND_ORDER[batch[i].kind], batch[i].id or batch[i].device))
+        written = set()
+        for index in order:
+            if index in refused:
+                continue
+            try:
+                self._item(batch[index], now, saved)
+                written.add(index)
+            except self.dialect.item_errors as exc:
+                why = f"{type(exc).__name__}: {exc}"
+                if self.dialect.aborted(self.db):
+                    self._rollback()
+                    raise _Refused(index, why) from None
+                saved.unstorable.append((index, why))
+        saved.unstorable.sort()
+        for index in sorted(written):  # receipts in the order the messages came
+            item = batch[index]
+            if item.kind in ("detection", "thumbnail"):
+                saved.receipts[item.device][item.kind == "thumbnail"].append(item.id)
+        counts = Counter({"stored": saved.stored, "duplicates": saved.duplicates, "rejected": len(dead)})
+        counts.update(f"rejected.{letter.cause}" for letter in dead)
+        for letter in dead:
+            self.db.execute(sql("INSERT INTO dead_letters (received, topic, cause, reason, retained, size, prefix) "
+                                "VALUES (?, ?, ?, ?, ?, ?, ?)"),
+                            (now, letter.topic, letter.cause, letter.reason, int(letter.retained), letter.size, letter.prefix))
+        if dead:
+            self.db.execute(sql("DELETE FROM dead_letters WHERE seq <= (SELECT max(seq) FROM dead_letters) - ?"),
+                            (MAX_DEAD_LETTERS,))
+        for name, n in sorted(counts.items()):
+            if n:
+                self.db.execute(sql("INSERT INTO counters (name, value) VALUES (?, ?) "
+                                    "ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value"), (name, n))
+        self.db.execute("COMMIT")
         return saved
+
+    def _rollback(self) -> None:
+        try:
+            if self.dialect.in_transaction(self.db):
+                self.db.execute("ROLLBACK")
+        except self.dialect.errors:
+            pass  # the connection is gone: the error that brought us here says so
 
     def _item(self, item: Accepted, now: float, saved: Saved) -> None:
         if item.kind == "detection":
             self._detection(item, now, saved)
         elif item.kind == "thumbnail":
-            cur = self.db.execute("INSERT OR IGNORE INTO thumbnails VALUES (?, ?, ?, ?)",
-                                  (item.id, item.device, now, item.value))
-            saved.receipts[item.device][1].append(item.id)
+            cur = self.db.execute(self.dialect.sql("INSERT INTO thumbnails (id, device, received, jpeg) VALUES (?, ?, ?, ?) "
+                                                   "ON CONFLICT DO NOTHING"), (item.id, item.device, now, item.value))
             saved.stored += cur.rowcount
             saved.duplicates += 1 - cur.rowcount
         else:
@@ -147,14 +162,14 @@ class Store:
         r = item.value
         geo = r.get("geo") or {}
         cur = self.db.execute(
-            "INSERT OR IGNORE INTO detections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self.dialect.sql(f"INSERT INTO detections ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                             "ON CONFLICT DO NOTHING"),
             (r["id"], r["device"], r["time"], now, r["kind"], r["source"], r.get("label"), r.get("score"),
              None if "alert" not in r else int(r["alert"]), geo.get("lat"), geo.get("lon"), geo.get("alt"),
              r.get("queued_s"), r.get("error"), item.raw or json.dumps(r, separators=(",", ":"))),
         )
         saved.stored += cur.rowcount
         saved.duplicates += 1 - cur.rowcount
-        saved.receipts[item.device][0].append(r["id"])
         if cur.rowcount:
             saved.new.append(r)
 
@@ -163,17 +178,17 @@ class Store:
         the current one on every (re)subscribe, so the last to arrive is the one that holds."""
         v = item.value
         if item.kind == "status":
-            self.db.execute(
-                "INSERT INTO devices (device, state, state_time, last_seen) VALUES (?, ?, ?, ?) ON CONFLICT(device) "
-                "DO UPDATE SET state = excluded.state, state_time = excluded.state_time, last_seen = excluded.last_seen",
+            self.db.execute(self.dialect.sql(
+                "INSERT INTO devices (device, state, state_time, last_seen) VALUES (?, ?, ?, ?) ON CONFLICT (device) "
+                "DO UPDATE SET state = excluded.state, state_time = excluded.state_time, last_seen = excluded.last_seen"),
                 (item.device, v["state"], v["time"], now))
         else:
-            self.db.execute(
-                "INSERT INTO devices (device, health, health_time, last_seen) VALUES (?, ?, ?, ?) ON CONFLICT(device) "
-                "DO UPDATE SET health = excluded.health, health_time = excluded.health_time, last_seen = excluded.last_seen",
+            self.db.execute(self.dialect.sql(
+                "INSERT INTO devices (device, health, health_time, last_seen) VALUES (?, ?, ?, ?) ON CONFLICT (device) "
+                "DO UPDATE SET health = excluded.health, health_time = excluded.health_time, last_seen = excluded.last_seen"),
                 (item.device, item.raw or json.dumps(v, separators=(",", ":")), v["time"], now))
 
-    # -- reading ---------------------------------------------------------------------------------
+    # -- reading: rows are mappings (row["label"]), the same columns on both databases ---------------
 
     def count(self) -> int:
         return self.db.execute("SELECT count(*) FROM detections").fetchone()[0]
@@ -181,23 +196,90 @@ class Store:
     def ids(self) -> list[str]:
         return [row[0] for row in self.db.execute("SELECT id FROM detections")]
 
-    def recent(self, limit: int) -> list[sqlite3.Row]:
-        return self._rows("SELECT * FROM detections ORDER BY received DESC, id DESC LIMIT ?", (limit,))
+    def recent(self, limit: int) -> list:
+        """The last `limit` detections to arrive (nv-base list)."""
+        return self._rows(f"SELECT {COLUMNS} FROM detections ORDER BY received DESC, id DESC LIMIT ?", (limit,))
 
-    def detections(self, *, alerts_only: bool = False) -> list[sqlite3.Row]:
+    def detections(self, *, alerts_only: bool = False) -> list:
         where = "WHERE alert = 1" if alerts_only else ""
-        return self._rows(f"SELECT * FROM detections {where} ORDER BY time, id", ())
+        return self._rows(f"SELECT {COLUMNS} FROM detections {where} ORDER BY time, id", ())
 
-    def devices(self) -> list[sqlite3.Row]:
+    def events(self, *, device: str | None = None, label: str | None = None, alert: bool | None = None,
+               since: str | None = None, until: str | None = None, before: tuple[str, str] | None = None,
+               limit: int = 50) -> list:
+        """A page of the event list: newest capture time first, filtered by unit, label, alert or not,
+        and capture time (`since` ≤ time < `until`, ISO 8601 UTC as in the records). The next page:
+        `before=(time, id)` of the last row of this one."""
+        where, args = [], []
+        for column, value in (("device", device), ("label", label)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if alert is not None:
+            where.append(f"alert = {int(alert)}")  # a literal, so that the planner may use the partial alert index
+        if since is not None:
+            where.append("time >= ?")
+            args.append(since)
+        if until is not None:
+            where.append("time < ?")
+            args.append(until)
+        if before is not None:
+            where.append("(time, id) < (?, ?)")
+            args.extend(before)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        return self._rows(f"SELECT {COLUMNS} FROM detections {clause} ORDER BY time DESC, id DESC LIMIT ?", (*args, limit))
+
+    def in_box(self, west: float, south: float, east: float, north: float, *, limit: int = 500) -> list:
+        """Detections located inside the box (WGS 84 degrees, edges included), newest capture time first:
+        the map. The box may not cross the antimeridian (west ≤ east).
+
+        Asked one capture-time window at a time, newest first, each four times wider than the one
+        before (a day, 4 days, 16 …), until the page is full or the oldest row is reached: a box full
+        of recent rows is answered from the first day, a nearly empty one from a few index probes,
+        and neither sorts more than one window's matches."""
+        if not (west <= east and south <= north):
+            raise ValueError(f"a box needs west ≤ east and south ≤ north, got {west}, {south}, {east}, {north}")
+        # Two statements: SQLite reads a lone min() or max() off the index, but scans the table for both at once.
+        oldest = self.db.execute("SELECT min(time) FROM detections").fetchone()[0]
+        newest = self.db.execute("SELECT max(time) FROM detections").fetchone()[0]
+        if newest is None:
+            return []
+        first, until = _moment(oldest), None
+        lower, width = _moment(newest) - WINDOW, WINDOW
+        found: list = []
+        while len(found) < limit:
+            since = lower if lower > first else None
+            window = Window(since and _iso(since), until and _iso(until),
+                            since.timestamp() if since else float("-inf"), until.timestamp() if until else float("inf"))
+            condition, args = self.dialect.box(west, south, east, north, window, limit - len(found))
+            found += self._rows(f"SELECT {COLUMNS} FROM detections WHERE {condition} "
+                                "ORDER BY time DESC, id DESC LIMIT ?", (*args, limit - len(found)))
+            if since is None:
+                break
+            until, width = since, width * 4
+            lower = until - width
+        return found
+
+    def devices(self) -> list:
         return self._rows("SELECT * FROM devices ORDER BY device", ())
 
     def counters(self) -> dict[str, int]:
-        return dict(self.db.execute("SELECT name, value FROM counters"))
+        return dict(self.db.execute("SELECT name, value FROM counters").fetchall())
 
-    def dead_letters(self, limit: int) -> list[sqlite3.Row]:
+    def dead_letters(self, limit: int) -> list:
         return self._rows("SELECT * FROM dead_letters ORDER BY seq DESC LIMIT ?", (limit,))
 
-    def _rows(self, sql: str, args: tuple) -> list[sqlite3.Row]:
-        cur = self.db.cursor()
-        cur.row_factory = sqlite3.Row
-        return cur.execute(sql, args).fetchall()
+    def _rows(self, sql: str, args: tuple) -> list:
+        try:
+            return self.dialect.rows(self.db, self.dialect.sql(sql), args)
+        except self.dialect.errors as exc:
+            raise StoreError(f"{self.name}: cannot read: {' '.join(str(exc).split())}") from None
+
+
+def _moment(iso: str) -> datetime:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00"))
+
+
+def _iso(moment: datetime) -> str:
+    """ISO 8601 UTC with milliseconds and a Z, as records have: compared as text with the time column."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -98,7 +98,7 @@ def add(settings: Settings, name: str, *, force: bool, out_dir: Path) -> list[st
                          "serial = excluded.serial, cert_expires = excluded.cert_expires",
                          (name, now, now, issued and issued.serial, issued and issued.not_after))
     finally:
-        _close(store)
+        _close(store, Path(settings.db))
     done.append(f"ACL: nothing to add, its pattern lines give {name} naturevision/{name}/ ({settings.acl_file})")
     done.append(mosquitto.reload(settings))
     return done
@@ -130,7 +130,7 @@ def revoke(settings: Settings, name: str) -> list[str]:
                          "ON CONFLICT(name) DO UPDATE SET access = 'revoked', changed = excluded.changed",
                          (name, now, now))
     finally:
-        _close(store)
+        _close(store, Path(settings.db))
     done.append(mosquitto.reload(settings))
     return done
 
@@ -157,7 +157,7 @@ def rows(settings: Settings) -> list[UnitRow]:
         units = {r["name"]: r for r in _query(store, "SELECT * FROM units", ())}
         heard = {d["device"]: d for d in store.devices()}
     finally:
-        _close(store)
+        _close(store, Path(settings.db))
     found = []
     for name in sorted(set(units) | in_passwd | set(heard)):
         unit, device = units.get(name), heard.get(name)
@@ -196,15 +196,15 @@ def _open(settings: Settings) -> Store:
     return store
 
 
-def _close(store: Store) -> None:
+def _close(store: Store, db: Path) -> None:
     """Close, and give files we (root) created back to the owner of their folder: the listener runs as
     naturevision and could not write a database, or its WAL, that root made."""
     store.close()
-    owner = store.path.parent.stat()
+    owner = db.parent.stat()
     if os.geteuid() != 0 or owner.st_uid == 0:
         return
     for suffix in ("", "-wal", "-shm", "-journal"):
-        path = store.path.with_name(store.path.name + suffix)
+        path = db.with_name(db.name + suffix)
         if path.exists() and path.stat().st_uid == 0:
             os.chown(path, owner.st_uid, owner.st_gid)
 

@@ -87,10 +87,12 @@ class Site:
                 "--heartbeat", "5", *extra]
         return self._spawn(f"publish-{device}", argv)
 
-    def listener(self, db: Path, *, extra: tuple = ()) -> Proc:
-        argv = ["-m", "basestation.cli", "listen", "--db", str(db), "--client-id", f"nv-base-{db.stem}",
+    def listener(self, db: Path | str, *, name: str | None = None, extra: tuple = ()) -> Proc:
+        """`nv-base listen` into `db` (a file or a PostgreSQL URI), client id nv-base-<name or the file's stem>."""
+        name = name or Path(db).stem
+        argv = ["-m", "basestation.cli", "listen", "--db", str(db), "--client-id", f"nv-base-{name}",
                 *self.broker_args(BASE_USER), *extra]
-        return self._spawn(f"listen-{db.stem}", argv)
+        return self._spawn(f"listen-{name}", argv)
 
     def mqtt_client(self, user: str, client_id: str) -> mqtt.Client:
         """A plain paho client in the test process (for rogue payloads and reading retained topics)."""

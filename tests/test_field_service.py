@@ -120,9 +120,12 @@ def start_service(log_dir: Path, config: Path, notify: NotifySocket) -> subproce
 def stored(db: Path) -> list[sqlite3.Row]:
     if not db.exists():
         return []
-    with sqlite3.connect(db, timeout=30) as con:
-        con.row_factory = sqlite3.Row
-        return con.execute("SELECT id, kind, source, label, alert, lat FROM detections").fetchall()
+    try:
+        with sqlite3.connect(db, timeout=30) as con:
+            con.row_factory = sqlite3.Row
+            return con.execute("SELECT id, kind, source, label, alert, lat FROM detections").fetchall()
+    except sqlite3.OperationalError:  # no such table: nv-base is still migrating the new file
+        return []
 
 
 def classified_by_cli() -> dict[str, str]:

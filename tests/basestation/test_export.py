@@ -1,4 +1,4 @@
-"""Exports for GIS tools: CSV with every detection, GeoJSON with those that have a place."""
+"""Exports for GIS tools: CSV with every detection, GeoJSON with those that have a place (both databases)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from basestation.store import Store
 from edge.records.record import error_record
 
 
-def filled_store(tmp_path) -> tuple[Store, list[dict]]:
-    store = Store(tmp_path / "b.db")
+def filled_store(database) -> tuple[Store, list[dict]]:
+    store = Store(database)
     records = [detection("unit-1", n) for n in range(1, 7)]  # n % 3 == 0 has no geo
     records[0]["geo"]["alt"] = 85.5
     records.append(error_record(source="card/x.jpg", error="card/x.jpg: empty file (0 bytes)", device="unit-1"))
@@ -23,8 +23,8 @@ def filled_store(tmp_path) -> tuple[Store, list[dict]]:
     return store, records
 
 
-def test_csv_has_one_row_per_detection(tmp_path):
-    store, records = filled_store(tmp_path)
+def test_csv_has_one_row_per_detection(database):
+    store, records = filled_store(database)
     out = io.StringIO()
     assert write_csv(store.detections(), out) == len(records)
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
@@ -34,8 +34,8 @@ def test_csv_has_one_row_per_detection(tmp_path):
     assert error["label"] == "" and error["lat"] == ""
 
 
-def test_geojson_is_lon_lat_points_and_says_what_it_left_out(tmp_path):
-    store, records = filled_store(tmp_path)
+def test_geojson_is_lon_lat_points_and_says_what_it_left_out(database):
+    store, records = filled_store(database)
     located = [r for r in records if "geo" in r]
     out = io.StringIO()
     assert write_geojson(store.detections(), out) == (len(located), len(records) - len(located))

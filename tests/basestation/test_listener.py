@@ -21,8 +21,11 @@ from edge.delivery.outbox import Outbox
 def stored_ids(db: Path) -> list[str]:
     if not db.exists():
         return []
-    with sqlite3.connect(db, timeout=30) as con:
-        return [row[0] for row in con.execute("SELECT id FROM detections")]
+    try:
+        with sqlite3.connect(db, timeout=30) as con:
+            return [row[0] for row in con.execute("SELECT id FROM detections")]
+    except sqlite3.OperationalError:  # no such table: nv-base is still migrating the new file
+        return []
 
 
 def fill(path: Path, records: list[dict]) -> None:
