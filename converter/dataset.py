@@ -30,6 +30,9 @@ SPLITS = ("train", "val", "test")
 IDENTICAL_BYTES, IDENTICAL_PIXELS = "identical bytes", "identical pixels"
 NEAR_IDENTICAL, NAME_AND_PICTURE = "near-identical picture", "name + picture"
 RULES = (IDENTICAL_BYTES, IDENTICAL_PIXELS, NEAR_IDENTICAL, NAME_AND_PICTURE)
+# A group holding more of a class than this makes that class's split shares lumpy: it goes whole to one side.
+BIG_GROUP_SHARE = 0.05
+BIG_GROUP_MIN = 3  # pictures; in a tiny class every pair is a few per cent
 
 
 @dataclass(frozen=True)
@@ -239,6 +242,17 @@ def split(dataset: Dataset, fractions: tuple[float, float, float] = (0.7, 0.15, 
             out[target].extend(members)
             counts[target] += len(members)
     return out
+
+
+def big_groups(dataset: Dataset, share: float = BIG_GROUP_SHARE) -> list[tuple[str, str, int, int]]:
+    """(group, label, its pictures of that label, all pictures of that label) for every group holding more
+    than `share` of a label (and at least BIG_GROUP_MIN pictures), largest share first."""
+    totals = Counter(s.label for s in dataset.samples)
+    out = [(group, label, n, totals[label])
+           for group, members in dataset.groups().items()
+           for label, n in Counter(s.label for s in members).items()
+           if n >= BIG_GROUP_MIN and n > share * totals[label]]
+    return sorted(out, key=lambda g: (-g[2] / g[3], g[0], g[1]))
 
 
 def label_counts(samples: list[Sample], labels: tuple[str, ...]) -> dict[str, int]:

@@ -18,6 +18,7 @@ from PIL import Image, ImageEnhance
 
 from converter.dataset import DatasetError, augmentation_stem, load_dataset, split
 from synthetic import photo, tile, write_class_folders
+from tfprocess import nv_convert
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -223,3 +224,35 @@ def test_grouped_split_of_numbered_folders_puts_every_class_on_every_side(tmp_pa
         counts = Counter(s.label for s in samples)
         assert counts["Desert"] > 0 and counts["Forest"] > 0, f"{name} split: {dict(counts)}"
     assert [len(parts[k]) for k in ("train", "val", "test")] == [140, 30, 30]
+
+
+def test_check_reports_merges_per_rule_and_warns_of_a_big_group(tmp_path):
+    _numbered(tmp_path, "Desert", 40)
+    forest = _numbered(tmp_path, "Forest", 40, first_seed=1000)
+    original = Image.open(forest[0])
+    augmented = [original.rotate(a, resample=Image.Resampling.BILINEAR) for a in (-12, -6, 6, 12)] + [
+        original.crop((6, 6, 58, 58)).resize((64, 64), Image.Resampling.BILINEAR),
+        original.crop((0, 0, 48, 48)).resize((64, 64), Image.Resampling.BILINEAR),
+        original.transpose(Image.Transpose.FLIP_TOP_BOTTOM),
+        ImageEnhance.Brightness(original).enhance(1.3),
+    ]
+    for k, picture in enumerate(augmented):
+        picture.save(tmp_path / "Forest" / f"Forest (1)_aug{k}.jpg", quality=85)
+    shutil.copy(forest[1], tmp_path / "Forest" / "Forest (2) - Copy.jpg")
+
+    report = json.loads(nv_convert("check", str(tmp_path), "--json").stdout)
+    rules = report["merges_by_rule"]
+    assert list(rules) == ["identical bytes", "identical pixels", "near-identical picture", "name + picture"]
+    assert rules["identical bytes"] == 1 and rules["identical pixels"] == 0 and rules["name + picture"] >= 4
+    assert sum(rules.values()) == 9 and report["groups"] == 40 + 40
+    assert report["named_like_copies_kept_apart"] == 40 + 38
+    (big,) = report["big_groups"]
+    assert big["group"] == "Forest/Forest (1).jpg" and (big["label"], big["pictures"], big["of_label"]) == ("Forest", 9, 49)
+    assert big["split"] in ("train", "val", "test") and big["built_by"] == "copy rules"
+
+    text = nv_convert("check", str(tmp_path)).stdout
+    assert f"merges by rule: identical bytes 1, identical pixels 0, near-identical picture {rules['near-identical picture']}, " \
+           f"name + picture {rules['name + picture']}" in text
+    assert "named like copies but kept apart (the pictures differ): 78" in text
+    assert "WARNING: one group holds 9 of the 49 Forest pictures (18.4 %" in text
+    assert "A split keeps a group whole" in text and "give them their own groups" in text
