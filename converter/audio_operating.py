@@ -18,8 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
-from converter.audio_events import (RULE_KEYS, RULES, THRESHOLDS, ScoredClip, evaluate, figures, rule_name,
-                                    thresholds_of)
+from converter.audio_events import RULE_KEYS, RULES, THRESHOLDS, ScoredClip, evaluate, figures, rule_name, thresholds_of
 from converter.operating_points import Choice, Point, choose, first_within, poisson_upper
 from edge.decisions.events import EventRules
 from edge.model.bundle import Manifest

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from converter.audio_dataset import AudioDatasetError
-from converter.dataset import DatasetError, label_counts, load_dataset
+from converter.dataset import BIG_GROUP_SHARE, RULES, DatasetError, big_groups, label_counts, load_dataset, split
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -132,20 +132,25 @@ def cmd_check(args) -> int:
     ds = load_dataset(args.data, max_distance=args.max_distance)
     merged = ds.merged_groups()
     across = {g: m for g, m in merged.items() if len({s.label for s in m}) > 1}
+    big = big_groups(ds)
+    side = {s.group: name for name, part in split(ds).items() for s in part} if big else {}  # as `image` splits (seed 0)
     report = {
         "pictures": len(ds.samples),
         "labels": label_counts(ds.samples, ds.labels),
         "groups": len(ds.groups()),
         "merged_groups": len(merged),
         "merged_groups_across_labels": len(across),
-        "merges_by_reason": dict(ds.merges),
+        "merges_by_rule": {rule: ds.merges.get(rule, 0) for rule in RULES},
+        "named_like_copies_kept_apart": ds.named_apart,
         "too_flat_to_hash": ds.flat,
         "sizes": {f"{w}x{h}": n for (w, h), n in ds.sizes.most_common(10)},
         "unreadable": [{"path": str(p), "error": e} for p, e in ds.unreadable],
         "duplicates": [
-            {"group": g, "labels": sorted({s.label for s in m}), "files": [str(s.path.relative_to(ds.root) if s.path.is_relative_to(ds.root) else s.path) for s in m][:12], "size": len(m)}
+            {"group": g, "labels": sorted({s.label for s in m}), "files": [_shown(ds, s.path) for s in m][:12], "size": len(m)}
             for g, m in sorted(merged.items(), key=lambda kv: (-len({s.label for s in kv[1]}), -len(kv[1])))
         ],
+        "big_groups": [{"group": g, "label": label, "pictures": n, "of_label": total, "split": side[g],
+                        "built_by": "copy rules" if g in merged else "index.csv"} for g, label, n, total in big],
     }
     if args.json:
         print(json.dumps(report, indent=2))
@@ -153,15 +158,32 @@ def cmd_check(args) -> int:
     total = len(ds.samples)
     print(f"{args.data}: {total} pictures in {report['groups']} groups, {len(ds.unreadable)} unreadable")
     print("class balance: " + ", ".join(f"{k} {v} ({100 * v / total:.1f} %)" for k, v in report["labels"].items()))
-    print(f"duplicate groups: {len(merged)} ({len(across)} across labels); merges: "
-          + (", ".join(f"{k} {v}" for k, v in ds.merges.items()) or "none"))
-    print(f"too flat to hash (checked for identical copies only): {ds.flat}")
+    print("merges by rule: " + ", ".join(f"{rule} {n}" for rule, n in report["merges_by_rule"].items()))
+    print(f"named like copies but kept apart (the pictures differ): {ds.named_apart}")
+    print(f"duplicate groups: {len(merged)} ({len(across)} across labels)")
+    print(f"too flat to hash (compared only with identical copies and pictures named alike): {ds.flat}")
     for d in report["duplicates"][:30]:
         flag = "ACROSS LABELS " if len(d["labels"]) > 1 else ""
         print(f"  {flag}{d['size']} pictures ({', '.join(d['labels'])}): {', '.join(d['files'][:4])}{' …' if d['size'] > 4 else ''}")
     for u in report["unreadable"]:
         print(f"  unreadable: {u['path']}: {u['error']}")
+    for b in report["big_groups"]:
+        print(f"WARNING: one group holds {b['pictures']} of the {b['of_label']} {b['label']} pictures "
+              f"({100 * b['pictures'] / b['of_label']:.1f} %, more than {100 * BIG_GROUP_SHARE:.0f} %): {b['group']}\n"
+              f"  A split keeps a group whole: all {b['pictures']} go to one side (to {b['split']} with seed 0), so the "
+              f"{b['label']} shares of train, validation and test are off by up to that many pictures.")
+        if b["built_by"] == "index.csv":
+            print("  It is one group in index.csv. If its pictures are not all of one place or source, give them smaller "
+                  f"groups there; if they are, add {b['label']} pictures of other places.")
+        else:
+            print("  The copy rules joined them (see merges by rule). If they are different pictures, give them their own "
+                  f"groups (index.csv: path,label,group); if they are copies of one picture, {b['label']} has fewer "
+                  "distinct pictures than files: add more.")
     return 0
+
+
+def _shown(ds, path: Path) -> str:
+    return str(path.relative_to(ds.root) if path.is_relative_to(ds.root) else path)
 
 
 def cmd_image(args) -> int:

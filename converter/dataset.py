@@ -1,11 +1,13 @@
 """A labelled picture dataset whose groups make leakage impossible.
 
 Input: a folder of class sub-folders, or a folder with `index.csv` (`path,label[,group]`).
-Every picture starts in its given group (or a group of its own). Groups are then merged when
-pictures are
-  - the same pixels (byte-identical decode),
-  - named as augmentations of one source (`x_aug3.png`, `x_flip.png`, `x (2).jpg`, `aug_x_7.png`), or
-  - near-duplicates by perceptual hash, in any flip/rotation (see `converter.phash`).
+Every picture starts in its given group (or a group of its own). Groups are then merged by these
+rules (`RULES`, counted per rule in `Dataset.merges`) when pictures are
+  - identical bytes, or identical pixels (the same decode of different files),
+  - near-identical pictures: perceptual hash in any flip/turn, confirmed by correlation (`converter.phash`),
+  - named as copies of one another (`x_aug3.png`, `x (2).jpg`, `aug_7_x.png`, `converter.copies`) *and*
+    shown to be one picture flipped, turned, rotated, cropped, shifted or re-lit. A name alone never
+    merges: a bulk rename calls hundreds of different pictures `Desert (1).jpg` ... `Desert (372).jpg`.
 Merged groups always land in one split, so copies of one picture never sit on both sides.
 """
 
@@ -14,21 +16,23 @@ from __future__ import annotations
 import csv
 import hashlib
 import random
-import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from converter import phash
+from converter import copies, phash
+from converter.copies import augmentation_stem
 from edge.image.decode import IMAGE_SUFFIXES, ImageError, open_frame
 
 SPLITS = ("train", "val", "test")
-# Words that image augmentation tools and people append to copies of a picture.
-_AUG_WORDS = r"aug|augmented|augment|copy|flip|flipped|fliph|flipv|hflip|vflip|mirror|mirrored|rot|rotated|rot90|rot180|rot270|bright|dark|contrast|crop|cropped|zoom|noise|noisy|blur|blurred|shift|transformed"
-_AUG_SUFFIX = re.compile(rf"(?:[ _.\-]+(?:{_AUG_WORDS})(?:[ _\-]?\d+)?|\s*\(\d+\)|[ _\-]copy(?:[ _\-]?\d+)?)$", re.IGNORECASE)
-_AUG_PREFIX = re.compile(rf"^(?:{_AUG_WORDS})[_\-]\d*[_\-]?", re.IGNORECASE)
+IDENTICAL_BYTES, IDENTICAL_PIXELS = "identical bytes", "identical pixels"
+NEAR_IDENTICAL, NAME_AND_PICTURE = "near-identical picture", "name + picture"
+RULES = (IDENTICAL_BYTES, IDENTICAL_PIXELS, NEAR_IDENTICAL, NAME_AND_PICTURE)
+# A group holding more of a class than this makes that class's split shares lumpy: it goes whole to one side.
+BIG_GROUP_SHARE = 0.05
+BIG_GROUP_MIN = 3  # pictures; in a tiny class every pair is a few per cent
 
 
 @dataclass(frozen=True)
@@ -45,9 +49,10 @@ class Dataset:
     samples: list[Sample]
     labels: tuple[str, ...]
     unreadable: list[tuple[Path, str]] = field(default_factory=list)
-    merges: Counter = field(default_factory=Counter)  # reason -> number of unions that joined two groups
+    merges: Counter = field(default_factory=Counter)  # rule (RULES) -> number of unions that joined two groups
+    named_apart: int = 0  # pictures named like a copy of another in their folder, kept apart: the pictures differ
     groups_merged: int = 0  # given groups that were folded into another
-    flat: int = 0  # pictures too flat to hash (checked for exact copies only)
+    flat: int = 0  # pictures too flat to hash (compared only with identical copies and pictures named alike)
     sizes: Counter = field(default_factory=Counter)  # (width, height) -> count
 
     def groups(self) -> dict[str, list[Sample]]:
@@ -71,17 +76,6 @@ class Dataset:
 
 class DatasetError(Exception):
     pass
-
-
-def augmentation_stem(name: str) -> str:
-    """`site12_aug3.png` -> `site12`; the stem that copies of one picture share."""
-    stem = Path(name).stem
-    previous = None
-    while previous != stem:
-        previous = stem
-        stem = _AUG_SUFFIX.sub("", stem)
-        stem = _AUG_PREFIX.sub("", stem)
-    return stem.lower() or Path(name).stem.lower()
 
 
 def scan(root: Path) -> list[tuple[Path, str, str | None]]:
@@ -137,55 +131,52 @@ def load_dataset(
         raise DatasetError(f"{root}: not a folder")
     rows = scan(root)
     readable, unreadable, sizes = [], [], Counter()
-    exact: dict[str, int] = {}
-    all_hashes: list[list[int]] = []
-    greys: list[np.ndarray] = []
-    hashed: list[int] = []
+    first_of: dict[tuple[str, str], int] = {}  # (what, key) -> the first picture that had it
+    greys: dict[int, np.ndarray] = {}  # picture -> grey sample
+    hashes: dict[int, list[int]] = {}  # picture -> perceptual hashes, for pictures with texture enough to hash
     groups = _Groups(len(rows))
     flat = 0
+
+    def join(key: tuple[str, str], i: int, rule: str) -> None:
+        if key in first_of:
+            groups.union(first_of[key], i, rule)
+        else:
+            first_of[key] = i
+
     for path, label, given in rows:
         try:
             frame = open_frame(path)
+            with open(path, "rb") as fh:
+                file_digest = hashlib.file_digest(fh, "sha256").hexdigest()
         except ImageError as exc:
             unreadable.append((path, str(exc)))
+            continue
+        except OSError as exc:
+            unreadable.append((path, f"cannot read file: {exc.strerror or exc}"))
             continue
         i = len(readable)
         readable.append((path, label, given))
         sizes[frame.image.size] += 1
-        digest = hashlib.sha256(frame.image.tobytes()).hexdigest()
-        if digest in exact:
-            groups.union(exact[digest], i, "identical pixels")
-        else:
-            exact[digest] = i
+        join(("bytes", file_digest), i, IDENTICAL_BYTES)
+        join(("pixels", hashlib.sha256(f"{frame.image.size}".encode() + frame.image.tobytes()).hexdigest()), i, IDENTICAL_PIXELS)
+        if given is not None:
+            join(("given", given), i, "given group")
         if use_hash:
             grey = phash.grey_sample(frame.image)
+            greys[i] = grey.astype(np.float32)
             if grey.std() < flat_std:
                 flat += 1  # featureless (cloud, water, dense forest): every such hash looks alike
             else:
-                hashed.append(i)
-                greys.append(grey.astype(np.float32))
-                all_hashes.append([phash.phash_bits(g) for g in phash.orientations(grey)])
+                hashes[i] = [phash.phash_bits(g) for g in phash.orientations(grey)]
     groups.parent = groups.parent[: len(readable)]
     if not readable:
         raise DatasetError(f"{root}: none of the {len(rows)} pictures could be read")
 
-    first_of: dict[tuple[str, str], int] = {}
-    for i, (path, _label, given) in enumerate(readable):
-        if given is not None:
-            key = ("given", given)
-            if key in first_of:
-                groups.union(first_of[key], i, "given group")
-            else:
-                first_of[key] = i
-        stem_key = ("stem", f"{path.parent}/{augmentation_stem(path.name)}")
-        if stem_key in first_of:
-            groups.union(first_of[stem_key], i, "augmentation name")
-        else:
-            first_of[stem_key] = i
-    if use_hash:
-        for (a, b), k in phash.near_pairs(all_hashes, max_distance).items():
-            if phash.correlation(phash.orientations(greys[a])[k], greys[b]) >= min_correlation:
-                groups.union(hashed[a], hashed[b], "perceptual hash")
+    hashed = list(hashes)
+    for (a, b), k in phash.near_pairs(list(hashes.values()), max_distance).items():
+        if phash.correlation(phash.orientations(greys[hashed[a]])[k], greys[hashed[b]]) >= min_correlation:
+            groups.union(hashed[a], hashed[b], NEAR_IDENTICAL)
+    named_apart = _join_named_copies(readable, greys, groups)
 
     def origin(path: Path, given: str | None) -> str:
         return given or str(path.relative_to(root) if path.is_relative_to(root) else path)
@@ -203,10 +194,29 @@ def load_dataset(
         labels=tuple(sorted({s.label for s in samples})),
         unreadable=unreadable,
         merges=merges,
+        named_apart=named_apart,
         groups_merged=len(given_groups) - len(final_groups),
         flat=flat,
         sizes=sizes,
     )
+
+
+def _join_named_copies(readable: list[tuple[Path, str, str | None]], greys: dict[int, np.ndarray], groups: _Groups) -> int:
+    """Join pictures of one folder named as copies of one another (one `augmentation_stem`) whose pictures
+    agree (`converter.copies`). Returns how many of them stayed apart from every picture named alike."""
+    by_name: dict[str, list[int]] = defaultdict(list)
+    for i, (path, _label, _given) in enumerate(readable):
+        by_name[f"{path.parent}/{augmentation_stem(path.name)}"].append(i)
+    named = [members for members in by_name.values() if len(members) > 1]
+    for members in named:
+        comparable = [i for i in members if i in greys]
+        for a, b in copies.agreeing_pairs([greys[i] for i in comparable]):
+            groups.union(comparable[a], comparable[b], NAME_AND_PICTURE)
+    apart = 0
+    for members in named:
+        roots = Counter(groups.find(i) for i in members)
+        apart += sum(1 for i in members if roots[groups.find(i)] == 1)
+    return apart
 
 
 def split(dataset: Dataset, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), seed: int = 0) -> dict[str, list[Sample]]:
@@ -232,6 +242,17 @@ def split(dataset: Dataset, fractions: tuple[float, float, float] = (0.7, 0.15, 
             out[target].extend(members)
             counts[target] += len(members)
     return out
+
+
+def big_groups(dataset: Dataset, share: float = BIG_GROUP_SHARE) -> list[tuple[str, str, int, int]]:
+    """(group, label, its pictures of that label, all pictures of that label) for every group holding more
+    than `share` of a label (and at least BIG_GROUP_MIN pictures), largest share first."""
+    totals = Counter(s.label for s in dataset.samples)
+    out = [(group, label, n, totals[label])
+           for group, members in dataset.groups().items()
+           for label, n in Counter(s.label for s in members).items()
+           if n >= BIG_GROUP_MIN and n > share * totals[label]]
+    return sorted(out, key=lambda g: (-g[2] / g[3], g[0], g[1]))
 
 
 def label_counts(samples: list[Sample], labels: tuple[str, ...]) -> dict[str, int]:

@@ -38,3 +38,17 @@ def write_class_folders(root: Path, per_class: int = 60, size: int = 32, seed: i
             tile(label, rng, size).save(path)
             out[label].append(path)
     return out
+
+
+def photo(seed: int, size: int = 64) -> Image.Image:
+    """A picture unlike that of any other seed: a smooth random texture (amplitude falling as 1/f, as in
+    photographs) over a colour gradient."""
+    rng = np.random.default_rng(seed)
+    f = np.fft.fftfreq(size)
+    amplitude = 1.0 / np.maximum(np.hypot(*np.meshgrid(f, f)), 1.0 / size)
+    texture = np.fft.ifft2(amplitude * np.exp(2j * np.pi * rng.random((size, size)))).real
+    texture = (texture - texture.mean()) / texture.std()
+    u = np.linspace(-1, 1, size)
+    gradient = rng.uniform(-1, 1) * u[:, None] + rng.uniform(-1, 1) * u[None, :]
+    pixels = rng.uniform(70, 180, 3) + 35 * texture[..., None] * rng.uniform(0.6, 1.4, 3) + 30 * gradient[..., None]
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))

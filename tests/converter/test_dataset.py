@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -14,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
-from synthetic import write_class_folders
+from synthetic import photo, tile, write_class_folders
+from tfprocess import nv_convert
 
 from converter.dataset import DatasetError, augmentation_stem, load_dataset, split
 
@@ -28,8 +30,9 @@ def _group_of(ds, path: Path) -> str:
 
 @pytest.fixture
 def planted(tmp_path):
-    """Class folders plus planted copies of one mining tile: recompressed, brighter, flipped, turned,
-    and copies named as augmentations whose pixels are changed beyond what a hash can see."""
+    """Class folders plus planted copies of one mining tile: the same file, the same pixels re-encoded,
+    recompressed, brighter, flipped, turned; copies named as augmentations whose changes (zoom, rotation)
+    no hash sees; and a different tile named as if it were a copy."""
     files = write_class_folders(tmp_path / "data", per_class=30)
     source = files["mining"][0]
     img = Image.open(source).convert("RGB")
@@ -42,18 +45,26 @@ def planted(tmp_path):
         "contrast": (d / "contrast.png", ImageEnhance.Contrast(img).enhance(0.8)),
         "flip": (d / "mirror_of_it.png", img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)),
         "rot": (d / "turned.png", img.transpose(Image.Transpose.ROTATE_90)),
-        "identical": (d / "exact.png", img.copy()),
     }
-    stem = source.stem
-    rng = np.random.default_rng(9)
-    named = {}
-    for name in (f"{stem}_aug3.png", f"{stem}-rot90.png", f"{stem} (2).png", f"aug_7_{stem}.png", f"{stem}_flip_copy.png"):
-        arr = np.asarray(img).astype(int) + rng.integers(-60, 60, (32, 32, 3))  # noise no hash survives
-        named[name] = d / name
-        Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(d / name)
     for path, picture in copies.values():
         picture.save(path)
-    return {"files": files, "source": source, "copies": {k: p for k, (p, _) in copies.items()}, "named": named}
+    shutil.copy(source, d / "exact.png")
+    img.save(d / "re-encoded.png", compress_level=1)
+    copies |= {"identical bytes": (d / "exact.png", None), "identical pixels": (d / "re-encoded.png", None)}
+    stem = source.stem
+    zoomed = img.crop((4, 4, 28, 28)).resize((32, 32), Image.Resampling.BILINEAR)
+    named = {
+        f"{stem}_aug3.png": zoomed,
+        f"{stem}-rot15.png": img.rotate(15, resample=Image.Resampling.BILINEAR),
+        f"aug_7_{stem}.png": ImageEnhance.Brightness(img.rotate(-10, resample=Image.Resampling.BILINEAR)).enhance(1.2),
+        f"{stem}_flip_copy.png": zoomed.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+    }
+    for name, picture in named.items():
+        picture.save(d / name)
+    different = d / f"{stem} (2).png"
+    tile("mining", np.random.default_rng(99)).save(different)
+    return {"files": files, "source": source, "copies": {k: p for k, (p, _) in copies.items()},
+            "named": {name: d / name for name in named}, "different": different}
 
 
 def test_planted_duplicates_join_the_source_group(planted):
@@ -62,8 +73,10 @@ def test_planted_duplicates_join_the_source_group(planted):
     for kind, path in planted["copies"].items():
         assert _group_of(ds, path) == group, f"{kind} copy was not grouped with its source"
     for name, path in planted["named"].items():
-        assert _group_of(ds, path) == group, f"{name} was not grouped by its name"
-    assert ds.merges["perceptual hash"] >= 4 and ds.merges["augmentation name"] >= 5 and ds.merges["identical pixels"] >= 1
+        assert _group_of(ds, path) == group, f"{name} was not grouped with its source"
+    assert _group_of(ds, planted["different"]) != group, "a different picture was grouped by its name alone"
+    assert ds.merges["identical bytes"] == 1 and ds.merges["identical pixels"] == 1
+    assert ds.merges["near-identical picture"] >= 4 and ds.merges["name + picture"] >= 3
 
 
 def test_unrelated_pictures_stay_apart(planted):
@@ -168,3 +181,78 @@ def test_check_command_reports_duplicates_balance_and_unreadable(tmp_path):
     text = subprocess.run([sys.executable, "-m", "converter.cli", "check", str(tmp_path)],
                           capture_output=True, text=True, env=env, timeout=120).stdout
     assert "ACROSS LABELS" in text and "mining 10" in text and "unreadable" in text
+
+
+def _numbered(root: Path, name: str, count: int, first_seed: int = 0) -> list[Path]:
+    """`name (1).jpg` ... `name (count).jpg`: all different pictures, numbered as a bulk rename does."""
+    (root / name).mkdir(parents=True)
+    paths = [root / name / f"{name} ({k}).jpg" for k in range(1, count + 1)]
+    for k, path in enumerate(paths):
+        photo(first_seed + k).save(path, quality=90)
+    return paths
+
+
+def test_numbered_different_pictures_stay_apart_and_their_copies_join(tmp_path):
+    paths = _numbered(tmp_path, "Desert", 300)
+    d = tmp_path / "Desert"
+    one, two, three = (Image.open(p) for p in paths[:3])
+    copies = {
+        d / "Desert (1) (2).jpg": (one, paths[0]),  # saved again
+        d / "Desert (1)_flip.jpg": (one.transpose(Image.Transpose.FLIP_LEFT_RIGHT), paths[0]),
+        d / "Desert (2) - Copy.jpg": (two.crop((6, 6, 58, 58)).resize((64, 64), Image.Resampling.BILINEAR), paths[1]),
+        d / "Desert (3)_rot12.jpg": (three.rotate(12, resample=Image.Resampling.BILINEAR), paths[2]),
+    }
+    for path, (picture, _) in copies.items():
+        picture.save(path, quality=60)
+    shutil.copy(paths[4], d / "twin.jpg")
+    ds = load_dataset(tmp_path)
+    assert len({_group_of(ds, p) for p in paths}) == 300, "different pictures were merged by their names"
+    assert len(ds.groups()) == 300
+    for path, (_, original) in copies.items():
+        assert _group_of(ds, path) == _group_of(ds, original), f"{path.name} was not grouped with {original.name}"
+    assert _group_of(ds, d / "twin.jpg") == _group_of(ds, paths[4])
+    assert ds.merges["identical bytes"] == 1 and ds.merges["name + picture"] >= 2
+    assert sum(ds.merges.values()) == 5
+    assert ds.named_apart == 297  # Desert (4) ... (300) and Desert (1)'s twin's original, Desert (5), has no copy named so
+
+
+def test_grouped_split_of_numbered_folders_puts_every_class_on_every_side(tmp_path):
+    _numbered(tmp_path, "Desert", 100)
+    _numbered(tmp_path, "Forest", 100, first_seed=1000)
+    parts = split(load_dataset(tmp_path))
+    for name, samples in parts.items():
+        counts = Counter(s.label for s in samples)
+        assert counts["Desert"] > 0 and counts["Forest"] > 0, f"{name} split: {dict(counts)}"
+    assert [len(parts[k]) for k in ("train", "val", "test")] == [140, 30, 30]
+
+
+def test_check_reports_merges_per_rule_and_warns_of_a_big_group(tmp_path):
+    _numbered(tmp_path, "Desert", 40)
+    forest = _numbered(tmp_path, "Forest", 40, first_seed=1000)
+    original = Image.open(forest[0])
+    augmented = [original.rotate(a, resample=Image.Resampling.BILINEAR) for a in (-12, -6, 6, 12)] + [
+        original.crop((6, 6, 58, 58)).resize((64, 64), Image.Resampling.BILINEAR),
+        original.crop((0, 0, 48, 48)).resize((64, 64), Image.Resampling.BILINEAR),
+        original.transpose(Image.Transpose.FLIP_TOP_BOTTOM),
+        ImageEnhance.Brightness(original).enhance(1.3),
+    ]
+    for k, picture in enumerate(augmented):
+        picture.save(tmp_path / "Forest" / f"Forest (1)_aug{k}.jpg", quality=85)
+    shutil.copy(forest[1], tmp_path / "Forest" / "Forest (2) - Copy.jpg")
+
+    report = json.loads(nv_convert("check", str(tmp_path), "--json").stdout)
+    rules = report["merges_by_rule"]
+    assert list(rules) == ["identical bytes", "identical pixels", "near-identical picture", "name + picture"]
+    assert rules["identical bytes"] == 1 and rules["identical pixels"] == 0 and rules["name + picture"] >= 4
+    assert sum(rules.values()) == 9 and report["groups"] == 40 + 40
+    assert report["named_like_copies_kept_apart"] == 40 + 38
+    (big,) = report["big_groups"]
+    assert big["group"] == "Forest/Forest (1).jpg" and (big["label"], big["pictures"], big["of_label"]) == ("Forest", 9, 49)
+    assert big["split"] in ("train", "val", "test") and big["built_by"] == "copy rules"
+
+    text = nv_convert("check", str(tmp_path)).stdout
+    assert f"merges by rule: identical bytes 1, identical pixels 0, near-identical picture {rules['near-identical picture']}, " \
+           f"name + picture {rules['name + picture']}" in text
+    assert "named like copies but kept apart (the pictures differ): 78" in text
+    assert "WARNING: one group holds 9 of the 49 Forest pictures (18.4 %" in text
+    assert "A split keeps a group whole" in text and "give them their own groups" in text
