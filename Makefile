@@ -51,13 +51,14 @@ bench: $(VENV)/.test
 	$(PY) bench/outbox_drain.py
 
 # Not part of `make test`: the edge extra installed and run on a Debian 12 arm64 root under qemu-user,
-# compared with this machine (scripts/arm64_check.py). Needs root; the root is cached in .cache/arm64-root.
+# compared with this machine (scripts/arm64_check.py). Needs root; the root is cached in .cache/arm64-root
+# (ARM64_CHECK_ARGS=--rebuild makes a new one; --help lists the rest).
 $(VENV)/.arm64-host: pyproject.toml constraints.txt $(VENV)/.edge
 	$(PIP) install -c constraints.txt -e ".[edge,edge-legacy,base]"
 	touch $@
 
 arm64-check: $(VENV)/.arm64-host
-	$(PY) scripts/arm64_check.py
+	$(PY) scripts/arm64_check.py $(ARM64_CHECK_ARGS)
 
 # The offline wheel folder for install-unit.sh --wheels: `make wheels` for this machine's CPU,
 # `make wheels ARCH=aarch64` for a 64-bit Pi from any machine.
