@@ -212,7 +212,7 @@ def compare(name: str, host: dict, arm: dict, tolerance: float, notes: list[str]
                         f"only arm64 {sorted(arm.keys() - host.keys())[:5]}")
     print(f"\n{name}: {len(host)} record(s) on x86-64, {len(arm)} on arm64; tolerance {tolerance}")
     print(f"  {'file':<44} {'window':>6}  {'x86-64':<22} {'arm64':<22} {'max |d|':>7}")
-    worst = 0.0
+    worst, ties = 0.0, 0
     for key in sorted(host.keys() & arm.keys(), key=lambda k: (k[0], k[1] or 0)):
         h, a = host[key], arm[key]
         if "scores" not in h or "scores" not in a:
@@ -233,10 +233,12 @@ def compare(name: str, host: dict, arm: dict, tolerance: float, notes: list[str]
         if differs:
             problems.append(what)
         elif tie:
+            ties += 1
             notes.append(f"near tie, labels differ: {what}")
     print(f"  largest score difference: {worst:.4f}")
-    results.append(f"{name}: {len(arm)} records, labels {'equal' if not problems else 'DIFFER'}, largest score"
-                   f" difference {worst:.4f} (tolerance {tolerance})")
+    labels = "DIFFER" if problems else f"equal except {ties} near tie(s)" if ties else "equal"
+    results.append(f"{name}: {len(arm)} records, labels {labels}, largest score difference {worst:.4f}"
+                   f" (tolerance {tolerance})")
     return problems
 
 
