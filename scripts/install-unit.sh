@@ -101,12 +101,17 @@ check_prerequisites() {
     fi
 }
 
-# python3-venv (ensurepip) and PortAudio (the microphone) come from the OS, once.
+deb_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
+
+# python3-venv (ensurepip, which `python3 -m venv` needs) and PortAudio (the microphone) come from the OS,
+# once. Not a Debian system: left to the technician.
 system_packages() {
     in_scratch_root && return 0
-    local missing=()
-    "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
-    dpkg-query -W -f='${Status}' libportaudio2 2>/dev/null | grep -q 'ok installed' || missing+=(libportaudio2)
+    command -v dpkg-query >/dev/null || return 0
+    local missing=() package
+    for package in python3-venv libportaudio2; do
+        deb_installed "$package" || missing+=("$package")
+    done
     [ ${#missing[@]} -eq 0 ] && return 0
     command -v apt-get >/dev/null || die "install ${missing[*]} with the OS's package manager, then run this again"
     say "apt-get install ${missing[*]}"
