@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 DEMO_OUT := demo-out
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean arm64-check wheels
 
 $(PY):
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -56,6 +56,21 @@ test: $(VENV)/.test
 bench: $(VENV)/.test
 	$(PY) bench/image_pipeline.py
 	$(PY) bench/outbox_drain.py
+
+# Not part of `make test`: the edge extra installed and run on a Debian 12 arm64 root under qemu-user,
+# compared with this machine (scripts/arm64_check.py). Needs root; the root is cached in .cache/arm64-root
+# (ARM64_CHECK_ARGS=--rebuild makes a new one; --help lists the rest).
+$(VENV)/.arm64-host: pyproject.toml constraints.txt $(VENV)/.edge
+	$(PIP) install -c constraints.txt -e ".[edge,edge-legacy,base]"
+	touch $@
+
+arm64-check: $(VENV)/.arm64-host
+	$(PY) scripts/arm64_check.py $(ARM64_CHECK_ARGS)
+
+# The offline wheel folder for install-unit.sh --wheels: `make wheels` for this machine's CPU,
+# `make wheels ARCH=aarch64` for a 64-bit Pi from any machine.
+wheels: | $(PY)
+	scripts/build-wheels.sh --python $(PY) --arch $(or $(ARCH),native) --out wheels
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache
