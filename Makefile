@@ -16,14 +16,15 @@ $(VENV)/.edge: pyproject.toml constraints.txt | $(PY)
 	$(PIP) install -c constraints.txt -e ".[edge]"
 	touch $@
 
-# The base station's part (nv-base) for the demo's whole path comes with the `base` extra.
+# The base station's part (nv-base) for the demo's whole path comes with the `base` extra; `nv-edge scan`
+# of the demo's GeoTIFF with the `survey` extra.
 $(VENV)/.base: pyproject.toml constraints.txt $(VENV)/.edge
-	$(PIP) install -c constraints.txt -e ".[edge,base]"
+	$(PIP) install -c constraints.txt -e ".[edge,base,survey]"
 	touch $@
 
 # Everything the tests exercise: both interpreters, TensorFlow (to build test models), pytest.
 $(VENV)/.test: pyproject.toml constraints.txt $(VENV)/.edge
-	$(PIP) install -c constraints.txt -e ".[edge,edge-legacy,converter,base,dev]"
+	$(PIP) install -c constraints.txt -e ".[edge,edge-legacy,converter,base,survey,dev]"
 	touch $@
 
 demo: $(VENV)/.base
