@@ -70,5 +70,6 @@ def merge_areas(alerts: list[TileDecision], geo: Georeference) -> list[Area]:
         inside = tuple(members[i])
         lonlat = geo.polygon(polygons[i])
         peak = max(inside, key=lambda t: (t.margin, -t.tile.index))
-        areas.append(Area(len(areas) + 1, polygons[i], lonlat, hectares(lonlat), inside, peak))
+        measured = hectares(geo.polygon(polygons[i], digits=None))  # before rounding to ~1 cm
+        areas.append(Area(len(areas) + 1, polygons[i], lonlat, measured, inside, peak))
     return areas

@@ -26,19 +26,21 @@ class Georeference:
         """A pixel corner in the ortho's own CRS."""
         return (self.a * col + self.b * row + self.c, self.d * col + self.e * row + self.f)
 
-    def to_lonlat(self, points: Iterable[tuple[float, float]]) -> list[list[float]]:
-        """Pixel corners -> [[lon, lat], ...], rounded to COORD_DIGITS."""
+    def to_lonlat(self, points: Iterable[tuple[float, float]], digits: int | None = COORD_DIGITS) -> list[list[float]]:
+        """Pixel corners -> [[lon, lat], ...], rounded to `digits` (None: not rounded, for measuring)."""
         xs, ys = zip(*(self.to_crs(col, row) for col, row in points))
         lons, lats = self._to_wgs84.transform(xs, ys)
-        return [[round(lon, COORD_DIGITS), round(lat, COORD_DIGITS)] for lon, lat in zip(lons, lats)]
+        if digits is None:
+            return [[lon, lat] for lon, lat in zip(lons, lats)]
+        return [[round(lon, digits), round(lat, digits)] for lon, lat in zip(lons, lats)]
 
-    def polygon(self, pixel_polygon):
+    def polygon(self, pixel_polygon, digits: int | None = COORD_DIGITS):
         """A shapely polygon in ortho pixels -> the same in lon/lat, exterior counter-clockwise (RFC 7946)."""
         from shapely.geometry import Polygon
         from shapely.geometry.polygon import orient
 
-        shell = self.to_lonlat(pixel_polygon.exterior.coords)
-        holes = [self.to_lonlat(ring.coords) for ring in pixel_polygon.interiors]
+        shell = self.to_lonlat(pixel_polygon.exterior.coords, digits)
+        holes = [self.to_lonlat(ring.coords, digits) for ring in pixel_polygon.interiors]
         return orient(Polygon(shell, holes), sign=1.0)
 
     def box(self, left: int, top: int, right: int, bottom: int):
