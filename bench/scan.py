@@ -25,7 +25,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from edge.survey.scan import ScanOptions, default_workers, scan  # noqa: E402
+from edge.survey.scan import ScanOptions, default_workers, scan
 
 MOSAIC = ROOT / "samples" / "scenes" / "mosaic_a.png"
 MOSAIC_M = 10.0  # metres per pixel of the mosaic

@@ -55,8 +55,7 @@ def run(args: argparse.Namespace) -> int:
     model = args.model or default_model_path()
     if model is None:
         raise BundleError(f"no model given and no default found (models/{DEFAULT_MODEL_NAME}); pass --model PATH")
-    out, overview = default_outputs(args.ortho)
-    out = args.out or out
+    out = args.out or default_outputs(args.ortho)[0]
     options = ScanOptions(model=model, out=out, overview=args.overview or out.with_suffix(".png"),
                           device=args.device or default_device(), thresholds=dict(args.threshold), gsd=args.gsd,
                           overlap=args.overlap, workers=args.workers, threads=args.threads, backend=args.backend,

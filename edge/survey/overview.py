@@ -1,6 +1,7 @@
 """A PNG overview of a scanned ortho with its detections drawn: alerting tiles outlined in yellow, areas
-shaded and outlined in red, each numbered (as in the GeoJSON) on its most alarming tile. It is pasted together from each tile's small thumbnail, made when the tile
-was read, so drawing it costs no second pass over an ortho larger than memory."""
+shaded and outlined in red, each numbered (as in the GeoJSON) on its most alarming tile. It is pasted
+together from each tile's small thumbnail, made when the tile was read, so drawing it costs no second
+pass over an ortho larger than memory."""
 
 from __future__ import annotations
 
