@@ -94,6 +94,8 @@ def _run_in_worker(chunk: int, tiles: list[Tile]) -> ChunkResult:
 
 def classify_chunks(job: Job, chunks: dict[int, list[Tile]], workers: int) -> Iterator[ChunkResult]:
     """Results of every chunk, in the order they finish."""
+    if not chunks:  # a finished scan run again: nothing to open
+        return
     if workers <= 1:
         classifier = ChunkClassifier(job)
         try:
