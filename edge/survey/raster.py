@@ -22,7 +22,7 @@ from edge.image.gsd import GroundResolution, NoGroundResolution, geotransform_gs
 
 EXTRA = "pip install -c constraints.txt -e '.[survey]'"
 GDAL_CACHE_MB = 64  # per process; GDAL's default is 5 % of RAM, per process
-MIN_VALID = 0.5  # a tile with less of the ortho's valid (not nodata, not transparent) ground is not classified
+MIN_VALID = 0.5  # a tile less covered by valid ortho (nodata, transparent, past a small ortho's edge) is not classified
 
 
 class SurveyError(Exception):

@@ -21,7 +21,7 @@ from PIL import Image
 from edge.features.pixels import prepare_tile
 from edge.model.loaded import load_model
 from edge.survey.grid import Tile
-from edge.survey.raster import Ortho, WindowReader
+from edge.survey.raster import MIN_VALID, Ortho, WindowReader
 
 QUEUE_PER_WORKER = 3  # chunks handed out ahead: enough to keep a worker busy, few enough to stop quickly
 
@@ -33,6 +33,8 @@ class Job:
     backend: str | None
     threads: int | None
     out_px: int  # the training tile size (what a full window is read to)
+    tile_w: int  # ortho pixels of a full tile
+    tile_h: int
     thumb_scale: float  # overview pixels per ortho pixel
 
 
@@ -55,12 +57,14 @@ class ChunkClassifier:
         start = time.perf_counter()
         spec, out_px = self.model.manifest.input, self.job.out_px
         inputs, rows, thumbs = [], [], []
+        full_tile = self.job.tile_w * self.job.tile_h
         for i, tile in enumerate(tiles):
-            pixels = self.reader.read(tile.x, tile.y, tile.width, tile.height, tile.out_w, tile.out_h)
+            covered = tile.width * tile.height >= MIN_VALID * full_tile  # a small ortho's edge clips a tile
+            pixels = self.reader.read(tile.x, tile.y, tile.width, tile.height, tile.out_w, tile.out_h) if covered else None
             if pixels is None:
                 thumbs.append(None)
                 continue
-            if pixels.shape[:2] != (out_px, out_px):  # clipped by a small ortho's edge: the rest is no ground
+            if pixels.shape[:2] != (out_px, out_px):  # clipped, but mostly ortho: the rest is black
                 full = np.zeros((out_px, out_px, 3), np.uint8)
                 full[: pixels.shape[0], : pixels.shape[1]] = pixels
                 pixels = full

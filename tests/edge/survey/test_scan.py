@@ -109,6 +109,18 @@ def test_transparent_ground_is_not_classified(tmp_path, tiny_scan_model):
     assert (summary.tiles, summary.empty, summary.alerting) == (2, 1, 0)
 
 
+def test_an_ortho_smaller_than_a_tile(tmp_path, tiny_scan_model):
+    """A tile clipped by the ortho's edge is classified when the ortho covers at least half of it."""
+    small = write_ortho(tmp_path / "small.tif", 240, 200, crs=UTM_21S, transform=north_up(*UTM_ORIGIN, 0.5, 0.5),
+                        red_boxes=[(0, 0, 240, 200)])
+    summary = scan(small, ScanOptions(model=tiny_scan_model, out=tmp_path / "s.geojson", device="t"))
+    assert (summary.tiles, summary.empty) == (1, 1)  # 240 x 200 of 320 x 320 px: 47 % of a tile
+    wider = write_ortho(tmp_path / "wider.tif", 300, 200, crs=UTM_21S, transform=north_up(*UTM_ORIGIN, 0.5, 0.5),
+                        red_boxes=[(0, 0, 300, 200)])
+    summary = scan(wider, ScanOptions(model=tiny_scan_model, out=tmp_path / "w.geojson", device="t"))
+    assert (summary.tiles, summary.empty, summary.alerting) == (1, 0, 1)  # 59 %: classified, and red
+
+
 def test_the_missing_extra_is_named(monkeypatch):
     monkeypatch.setitem(sys.modules, "rasterio", None)
     with pytest.raises(SurveyError, match=r"survey extra.*\[survey\]"):
