@@ -152,3 +152,17 @@ def test_a_scan_decides_as_classify_does(tmp_path):
 
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[3]
+
+
+def test_the_shipped_geotiff_is_the_sample_mosaic_where_its_script_puts_it():
+    import numpy as np
+    import rasterio
+    from PIL import Image
+
+    sys.path.insert(0, str(ROOT / "samples"))
+    import mosaic_geotiff
+
+    with rasterio.open(mosaic_geotiff.SCENES / "mosaic_a.tif") as src:
+        assert (src.crs.to_epsg(), tuple(src.transform)[:6]) == (32721, (10.0, 0.0, 620_000.0, 0.0, -10.0, 9_340_000.0))
+        pixels = np.moveaxis(src.read(), 0, -1)
+    assert (pixels == np.asarray(Image.open(mosaic_geotiff.SCENES / "mosaic_a.png").convert("RGB"))).all()
