@@ -50,5 +50,5 @@ def draw_overview(path: Path, width: int, height: int, scale: float, tiles: list
                   fill=(255, 255, 255), stroke_width=2, stroke_fill=(0, 0, 0))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    canvas.save(tmp, "PNG")
+    canvas.save(tmp, "PNG", compress_level=1)  # fast: level 6 took 0.8 s of a 7 s scan
     os.replace(tmp, path)
