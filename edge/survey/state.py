@@ -21,7 +21,8 @@ from edge.survey.raster import SurveyError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS chunks (id INTEGER PRIMARY KEY, scores BLOB NOT NULL, thumbs BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (id INTEGER PRIMARY KEY, scores BLOB NOT NULL, thumbs BLOB NOT NULL,
+                                   lengths TEXT NOT NULL);  -- of each tile's thumbnail in thumbs; 0: none
 CREATE TABLE IF NOT EXISTS records (key TEXT PRIMARY KEY, records TEXT NOT NULL);
 """
 
@@ -59,16 +60,20 @@ class ScanState:
         return {row[0] for row in self._db.execute("SELECT id FROM chunks")}
 
     def save_chunk(self, chunk: int, scores: np.ndarray, thumbs: list[bytes | None]) -> None:
-        blob = json.dumps([t.hex() if t is not None else None for t in thumbs]).encode()
-        self._db.execute("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?)",
-                         (chunk, np.ascontiguousarray(scores, dtype="<f4").tobytes(), blob))
+        lengths = json.dumps([len(t) if t is not None else 0 for t in thumbs])
+        self._db.execute("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?)",
+                         (chunk, np.ascontiguousarray(scores, dtype="<f4").tobytes(),
+                          b"".join(t for t in thumbs if t is not None), lengths))
 
     def load(self, chunk_count: int, labels: int) -> tuple[dict[int, np.ndarray], dict[int, list[bytes | None]]]:
         scores, thumbs = {}, {}
-        for chunk, raw, blob in self._db.execute("SELECT id, scores, thumbs FROM chunks"):
+        for chunk, raw, blob, lengths in self._db.execute("SELECT id, scores, thumbs, lengths FROM chunks"):
             if chunk < chunk_count:
                 scores[chunk] = np.frombuffer(raw, dtype="<f4").reshape(-1, labels)
-                thumbs[chunk] = [bytes.fromhex(t) if t is not None else None for t in json.loads(blob)]
+                thumbs[chunk], at = [], 0
+                for n in json.loads(lengths):
+                    thumbs[chunk].append(blob[at : at + n] if n else None)
+                    at += n
         return scores, thumbs
 
     def records(self, key: str) -> list[dict] | None:
