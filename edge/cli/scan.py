@@ -43,7 +43,7 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     c.add_argument("--overlap", type=overlap, default=0.0, help="tile overlap fraction (default 0: tiles abut)")
     c.add_argument("--workers", type=positive("workers"), default=default_workers(),
                    help="worker processes, each with its own interpreter (default: every core, %(default)s here)")
-    c.add_argument("--threads", type=positive("threads"), help="interpreter threads per worker (default: the backend's)")
+    c.add_argument("--threads", type=positive("threads"), help="interpreter threads per worker (default: 1 with several workers, else the backend's)")
     c.add_argument("--batch", type=positive("batch"), default=DEFAULT_BATCH, help=f"tiles per invoke (default {DEFAULT_BATCH})")
     c.add_argument("--backend", choices=tuple(BACKENDS), help="force an interpreter (default: the first that imports)")
     c.add_argument("--device", default=None, help="device id in records (default: $NV_DEVICE or the host name)")

@@ -95,9 +95,10 @@ def scan(ortho_path: str | Path, options: ScanOptions, *, outbox: Outbox | None 
         todo = {k: v for k, v in chunks.items() if k not in done}
         summary.from_state = sum(len(v) for k, v in chunks.items() if k in done)
         on_tiles(summary.from_state)
-        job = Job(ortho, Path(options.model), options.backend, options.threads, grid.out_px, grid.tile_w, grid.tile_h,
-                  scale)
-        for result in classify_chunks(job, todo, max(1, min(options.workers, len(todo)))):
+        workers = max(1, min(options.workers, len(todo)))
+        threads = options.threads if options.threads is not None or workers == 1 else 1  # one core per worker
+        job = Job(ortho, Path(options.model), options.backend, threads, grid.out_px, grid.tile_w, grid.tile_h, scale)
+        for result in classify_chunks(job, todo, workers):
             state.save_chunk(result.chunk, result.scores, result.thumbs)
             summary.classified += len(result.thumbs)
             summary.read_s += result.read_s
