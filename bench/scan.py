@@ -2,7 +2,10 @@
 per second on one core and on all cores (worker processes, each with its own interpreter), and one
 process with interpreter threads instead; and the ratio of the whole scan to decode+invoke (reading and
 resampling the windows + the interpreter, summed over workers and divided by them): what the rest
-(planning, the state file, decisions, areas, GeoJSON, the overview, starting workers) costs.
+(planning, the state file, decisions, areas, GeoJSON, the overview, starting workers) costs. `cores_got` is
+the CPU time the scan had (this process and its workers) over its wall time: on a machine shared with other
+jobs (Linux gives each session a share of the CPU, whatever its number of processes) it shows how much of
+the cores a run really had.
 
 The ortho is the sample mosaic (real Sentinel-2 tiles) upsampled to --gsd and repeated to --side pixels,
 tiled and DEFLATE-compressed like a drone ortho, in UTM 21S; it is written once into --dir. Other jobs
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 from pathlib import Path
 
@@ -55,16 +59,24 @@ def load() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the scan's worker processes)."""
+    return sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+               for f in ("ru_utime", "ru_stime"))
+
+
 def run(ortho: Path, model: Path, out_dir: Path, workers: int, threads: int | None) -> dict:
     before = load()
+    cpu_before = cpu_seconds()
     s = scan(ortho, ScanOptions(model=model, out=out_dir / f"w{workers}-t{threads}.geojson", device="bench",
                                 workers=workers, threads=threads, fresh=True))
     busy = (s.read_s + s.invoke_s) / workers
+    cpu = cpu_seconds() - cpu_before
     return {"workers": workers, "threads": threads or "default", "tiles": s.tiles, "km2": round(s.km2, 1),
             "wall_s": round(s.wall_s, 2), "tiles_per_s": round(s.tiles / s.wall_s, 1),
             "km2_per_min": round(s.km2 / s.wall_s * 60, 1), "decode_s": round(s.read_s, 2),
             "invoke_s": round(s.invoke_s, 2), "whole_over_decode_invoke": round(s.wall_s / busy, 2),
-            "load_before": before, "load_after": load()}
+            "cpu_s": round(cpu, 2), "cores_got": round(cpu / s.wall_s, 2), "load_before": before, "load_after": load()}
 
 
 def main() -> None:
