@@ -16,14 +16,15 @@ $(VENV)/.edge: pyproject.toml constraints.txt | $(PY)
 	$(PIP) install -c constraints.txt -e ".[edge]"
 	touch $@
 
-# The base station's part (nv-base) for the demo's whole path comes with the `base` extra.
+# The base station's part (nv-base) for the demo's whole path comes with the `base` extra; `nv-edge scan`
+# of the demo's GeoTIFF with the `survey` extra.
 $(VENV)/.base: pyproject.toml constraints.txt $(VENV)/.edge
-	$(PIP) install -c constraints.txt -e ".[edge,base]"
+	$(PIP) install -c constraints.txt -e ".[edge,base,survey]"
 	touch $@
 
 # Everything the tests exercise: both interpreters, TensorFlow (to build test models), pytest.
 $(VENV)/.test: pyproject.toml constraints.txt $(VENV)/.edge
-	$(PIP) install -c constraints.txt -e ".[edge,edge-legacy,converter,base,dev]"
+	$(PIP) install -c constraints.txt -e ".[edge,edge-legacy,converter,base,survey,dev]"
 	touch $@
 
 demo: $(VENV)/.base
@@ -37,6 +38,9 @@ demo: $(VENV)/.base
 	@echo "== JSON records (every frame and audio window) written to $(DEMO_OUT)/detections.jsonl =="
 	@echo "== the mosaic's tile map against its truth (tiles without overlap) =="
 	$(VENV)/bin/nv-edge classify samples/scenes/mosaic_a.png --overlap 0 --device demo | $(PY) samples/compare_truth.py samples/scenes/mosaic_a.json
+	@echo "== nv-edge scan: the mosaic as a GeoTIFF (10 m/px, placed in the Tapajos basin: not a real place) -> mining areas as GeoJSON =="
+	$(VENV)/bin/nv-edge scan samples/scenes/mosaic_a.tif --out $(DEMO_OUT)/mosaic_a.mining.geojson --device demo --fresh > $(DEMO_OUT)/mosaic_a.areas.jsonl
+	@echo "== open $(DEMO_OUT)/mosaic_a.mining.geojson in QGIS; the overview is $(DEMO_OUT)/mosaic_a.mining.png, one record per area in $(DEMO_OUT)/mosaic_a.areas.jsonl =="
 	@echo "== the whole path: mosquitto + nv-edge run + nv-base listen/list (all stopped at the end) =="
 	@command -v mosquitto >/dev/null || (apt-get update -qq && apt-get install -y -qq mosquitto)
 	$(VENV)/bin/python samples/demo_service.py $(DEMO_OUT)

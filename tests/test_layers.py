@@ -19,7 +19,7 @@ LAYERS = (
     ("edge.decisions",),
     ("edge.records",),
     ("edge.image", "edge.audio", "edge.delivery"),
-    ("edge.sources",),
+    ("edge.sources", "edge.survey"),
     ("edge.config",),
     ("edge.service", "edge.doctor"),
     ("edge.cli",),

@@ -7,6 +7,7 @@
     nv-edge config check PATH  check the unit's config file (edge/cli/config.py)
     nv-edge doctor             check a unit: config, models, sources, disk, clock, broker (edge/cli/doctor.py)
     nv-edge run --config PATH  the field service: pipelines + publisher until SIGTERM (edge/service/run.py)
+    nv-edge scan ORTHO.tif     an orthomosaic -> mining areas as GeoJSON, an overview, records (edge/cli/scan.py)
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import argparse
 import sys
 
 from edge import __version__
-from edge.cli import classify, config, doctor, info, listen, publish, run
+from edge.cli import classify, config, doctor, info, listen, publish, run, scan
 from edge.cli.arguments import EXIT_USAGE, UsageError
 from edge.delivery.outbox import OutboxError
 from edge.model.bundle import BundleError
@@ -28,6 +29,7 @@ COMMANDS = {  # name: (module with add_arguments and run, help)
     "doctor": (doctor, "check a unit: one OK/WARN/FAIL line per check"),
     "listen": (listen, "classify a microphone until stopped (Ctrl-C)"),
     "run": (run, "run the field service from its config file until SIGTERM"),
+    "scan": (scan, "scan an orthomosaic GeoTIFF: mining areas as GeoJSON, an overview PNG, records"),
 }
 
 
