@@ -128,5 +128,6 @@ def test_submitting_never_waits_for_a_dead_webhook(dead_webhook, webhook):
     took = time.monotonic() - began
     wait_for(lambda: len(webhook.bodies) == 500, 60, "the live rule to get through while the dead one hangs")
     notifier.close(timeout_s=0.5)
-    assert took < 1.0, f"submitting 500 records took {took:.2f} s"
+    # Not a speed figure: a submit that waited for the dead webhook would take at least its 30 s timeout.
+    assert took < 30, f"submitting 500 records took {took:.2f} s: it waited for the dead webhook"
     assert notifier.workers[0].counts.sent == 0
