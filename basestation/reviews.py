@@ -119,7 +119,7 @@ def history(db: sqlite3.Connection, targets: list[str]) -> dict[str, list[Review
         chunk = targets[i:i + 500]
         marks = ",".join("?" * len(chunk))
         for row in db.execute(f"SELECT id, target_kind, target, anchor, verdict, note, reviewer, time FROM reviews "
-                              f"WHERE target IN ({marks}) ORDER BY id", chunk):
+                              f"WHERE target IN ({marks}) ORDER BY time, rowid", chunk):
             found[row[2]].append(Review(*row))
     return found
 
@@ -158,7 +158,10 @@ def labelled_rows(db: sqlite3.Connection) -> list[dict]:
     """One row per reviewed record, oldest capture first: the record's figures and its verdict (its own,
     else its event's). `scores` is a label → score object."""
     newest: dict[str, Review] = {}
-    for row in db.execute("SELECT id, target_kind, target, anchor, verdict, note, reviewer, time FROM reviews ORDER BY id"):
+    # time, then rowid: verdicts given within one clock tick keep the order they were given in (two UUIDv7s
+    # of one millisecond do not sort by time)
+    for row in db.execute("SELECT id, target_kind, target, anchor, verdict, note, reviewer, time FROM reviews "
+                          "ORDER BY time, rowid"):
         newest[row[2]] = Review(*row)
     rows: dict[str, dict] = {}
     own: set[str] = set()
