@@ -3,9 +3,9 @@ batch, and return its scores and small thumbnails for the overview.
 
 On more than one core, worker processes each open the ortho and the model themselves (a GDAL dataset
 and an interpreter belong to one process) and take chunks from a short queue, and this process classifies
-beside them. bench/scan.py measured processes against one process with interpreter threads: on 2 idle
-cores, 2 workers were 1.66x faster than one, interpreter threads 1.03x (the interpreter is a sixth of the
-time; reading and resampling windows is the rest).
+beside them. bench/scan.py measured processes against one process with interpreter threads: on 2 nearly
+idle cores, 2 workers were 1.6-1.7x faster than one, interpreter threads 1.03-1.15x (the interpreter is a
+sixth of the time; reading and resampling windows is the rest).
 """
 
 from __future__ import annotations
