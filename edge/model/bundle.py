@@ -316,7 +316,10 @@ def _parse_input(raw: dict, where: str) -> InputSpec:
         stats[key] = tuple(float(v) for v in value)
     if any(v <= 0 for v in stats["std"]):
         raise BundleError(f"{where}.std: values must be > 0, got {list(stats['std'])}")
-    return InputSpec(size=(size[0], size[1]), colour=colour, resize=resize, dtype=dtype, **stats)
+    try:
+        return InputSpec(size=(size[0], size[1]), colour=colour, resize=resize, dtype=dtype, tta=raw.get("tta", 1), **stats)
+    except ValueError as exc:  # tta: a bundle without it (older) is read as 1
+        raise BundleError(f"{where}.{exc}") from None
 
 
 def _parse_trained_on(raw: dict, where: str) -> TrainedOn:
