@@ -26,7 +26,8 @@ LAYERS = (
 )
 # The faces of edge/ that the workstation and the base station may use (module prefixes).
 FACES = {
-    "converter": ("edge", "edge.features", "edge.model", "edge.image.decode"),
+    "converter": ("edge", "edge.features", "edge.model", "edge.image.decode", "edge.image.classify",
+                  "edge.decisions.alerts", "edge.decisions.groups"),
     "basestation": ("edge", "edge.delivery.connection", "edge.delivery.link", "edge.delivery.topics",
                     "edge.records.schemas"),
 }
