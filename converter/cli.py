@@ -3,6 +3,8 @@
     nv-convert check DIR                  leakage and balance report, no training
     nv-convert image DIR --out models/NAME/NAME.nvm --weights PATH|none [...]
     nv-convert audio DIR --labels MAP.toml --out models/NAME/NAME.nvm [...]
+    nv-convert image-operating-point DIR --bundle B.nvm --out OUT.nvm [--target T] [--tta N]
+    nv-convert calibrate-images BUNDLE FOLDER [--out OUT.nvm] [--target T]
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from converter import image_commands
 from converter.audio_dataset import AudioDatasetError
 from converter.dataset import DatasetError, label_counts, load_dataset
 
@@ -92,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--source", default="", help="what the data is, for the manifest")
     a.add_argument("--licence", action="append", default=[], help="licence of the data, added to those in index.csv (repeatable)")
     a.add_argument("--baseline", action="store_true", help="also score a logistic regression on per-band log-mel statistics (same split)")
+    image_commands.add_parsers(sub)
     return parser
 
 
@@ -211,7 +215,7 @@ class UsageError(Exception):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"check": cmd_check, "image": cmd_image, "audio": cmd_audio}[args.command](args)
+        return {"check": cmd_check, "image": cmd_image, "audio": cmd_audio, **image_commands.COMMANDS}[args.command](args)
     except (DatasetError, AudioDatasetError, UsageError, ValueError) as exc:
         print(f"nv-convert: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
