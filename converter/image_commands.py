@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -67,7 +68,8 @@ def cmd_operating_point(args) -> int:
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
     plot_operating_points(points, folder / "operating_points.png")
     why = args.why or WHY[args.target.kind]
-    update_report(folder / "report.md", points, why, title=f"Model report: {manifest.name} {manifest.version}")
+    command = "nv-convert " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    update_report(folder / "report.md", points, why, title=f"Model report: {manifest.name} {manifest.version}", command=command)
     chosen = next(r for r in points["runs"] if r["tta"] == args.tta)
     for run in points["runs"]:
         t = run["test"]

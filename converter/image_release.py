@@ -115,7 +115,8 @@ def release(bundle: Path, out: Path, points: dict, options: ReleaseOptions) -> M
              "target_reached": run["target_reached"]}
     for split in ("val", "test"):
         table |= {f"{split}_{k}": run[split]["tile"][k] for k in ("precision", "recall", "balanced_accuracy")}
-        table |= {f"{split}_scene_{k}": run[split]["scene"][k] for k in ("scene_recall", "false_alarms_per_100km2")}
+        table |= {f"{split}_scene_recall": run[split]["scene"]["scene_recall"],
+                  f"{split}_scene_false_alarms_per_100km2": run[split]["scene"]["false_alarms_per_100km2"]}
     metrics = dict(m.metrics, thresholds={points["group"]: table}, operating_point=provenance)
     manifest = replace(m, version=options.version or m.version, input=replace(m.input, tta=options.tta),
                        groups=m.groups or {points["group"]: (points["group"],)},

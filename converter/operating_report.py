@@ -29,27 +29,30 @@ def plot_operating_points(points: dict, path: Path) -> None:
     left.set_xlabel("threshold")
     left.set_title(f"per tile, TTA {shipped['tta']}", fontsize=9)
     left.legend(fontsize=6)
+    colours = dict(zip((1, 2, 4, 8), ("tab:grey", "tab:orange", "tab:blue", "tab:purple")))
     for run in points["runs"]:
         for split, style in (("val", "--"), ("test", "-")):
             c = run["curves"][split]["scene"]
-            line, = right.plot(c["false_alarms_per_100km2"], c["scene_recall"], style,
-                               label=f"TTA {run['tta']} ({split})", linewidth=2 if run is shipped else 1)
-            point = run[split]["scene"]
-            right.plot([point["false_alarms_per_100km2"]], [point["scene_recall"]], "o", color=line.get_color())
-    before = _run(points, 1)["before"]["test"]["scene"]
-    right.plot([before["false_alarms_per_100km2"]], [before["scene_recall"]], "x", color="grey", markersize=9,
-               label="before (test)")
+            right.plot(c["false_alarms_per_100km2"], c["scene_recall"], style, color=colours.get(run["tta"], "black"),
+                       label=f"TTA {run['tta']} ({split})", linewidth=2 if run is shipped else 0.8)
+    for split, marker in (("val", "s"), ("test", "o")):
+        point = shipped[split]["scene"]
+        right.plot([point["false_alarms_per_100km2"]], [point["scene_recall"]], marker, color="black", markersize=7,
+                   label=f"chosen {shipped['threshold']:.3f} ({split})")
+        before = _run(points, 1)["before"][split]["scene"]
+        right.plot([before["false_alarms_per_100km2"]], [before["scene_recall"]], marker, color="tab:red", markersize=7,
+                   fillstyle="none", label=f"before {points['before']['threshold']:.3f} ({split})")
     s = points["scenes"]
     right.set_xlabel(f"false alarm frames per 100 km² of background ({s['rows']}x{s['cols']} tiles = {s['scene_km2']:.1f} km²)")
     right.set_ylabel("scenes with mining found")
-    right.set_title("per scene (dots: each run's chosen threshold)", fontsize=9)
+    right.set_title("per scene, every TTA option (dashed: validation, solid: test)", fontsize=9)
     right.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def section(points: dict, why: str) -> list[str]:
+def section(points: dict, why: str, command: str = "") -> list[str]:
     """The report's "Operating point" section (markdown lines)."""
     shipped = _run(points, points["shipped_tta"])
     plain = _run(points, 1)
@@ -57,7 +60,7 @@ def section(points: dict, why: str) -> list[str]:
     lines = [SECTION, "", f"Chosen on the validation split and validation scenes for **{points['target']}**, never on "
              f"test: threshold **{shipped['threshold']:.4f}** for `{points['group']}`, TTA {shipped['tta']} "
              f"({'no test-time augmentation' if shipped['tta'] == 1 else 'mean over the tile in ' + str(shipped['tta']) + ' orientations'}). "
-             f"{why}", "",
+             f"{why}", ""] + (["Reproduce (same model bytes; no TensorFlow):", "", "```sh", command, "```", ""] if command else []) + [
              f"Scenes: {s['background']} without mining and {s['with_alert']} with a square block of "
              f"{'/'.join(map(str, s['block_sizes']))} tiles a side, each {s['rows']} x {s['cols']} tiles of one split "
              f"({s['scene_km2']:.1f} km²), classified as the unit does (overlap {s['overlap']}: {s['grid_tiles']} tiles a "
@@ -85,11 +88,11 @@ def section(points: dict, why: str) -> list[str]:
     return lines
 
 
-def update_report(report: Path, points: dict, why: str, title: str | None = None) -> None:
+def update_report(report: Path, points: dict, why: str, title: str | None = None, command: str = "") -> None:
     """Replace the report's operating point (or older "Alert threshold") section, up to the next "## "
     heading, with `section(points, why)`; append it when there is neither. `title` replaces the first line."""
     text = report.read_text() if report.is_file() else ""
-    new = "\n".join(section(points, why)) + "\n"
+    new = "\n".join(section(points, why, command)) + "\n"
     for heading in (SECTION, _OLD_SECTION):
         match = re.search(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", text, flags=re.S | re.M)
         if match:
