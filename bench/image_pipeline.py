@@ -5,6 +5,10 @@ invoke (quantized tiles -> scores, the interpreter alone), and the whole classif
 CLI (file -> JSON record). The ratio whole / (decode+resize + invoke) shows the overhead of
 everything else (tiling, quantization, decisions, the record); aim <= 1.3.
 
+Then the cost of test-time augmentation (TTA, the manifest's `input.tta`): per tile in a batch
+(`predict_tiles`: orientations, quantization, invoke, mean) and per frame (the whole classify path on
+the 576 px scene), for each option, with its ratio to no TTA, in one run.
+
     .venv/bin/python bench/image_pipeline.py [--model models/mining-s2/mining-s2.nvm] [--repeat 30] [--backend litert]
 """
 
@@ -16,6 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from edge.cli.classify import classify_path  # noqa: E402
 from edge.decisions.alerts import resolve_thresholds  # noqa: E402
 from edge.features.pixels import normalise, prepare_tile  # noqa: E402
-from edge.image.classify import ClassifyOptions, tile_size_for  # noqa: E402
+from edge.image.classify import ClassifyOptions, predict_tiles, tile_size_for  # noqa: E402
 from edge.image.decode import open_frame  # noqa: E402
 from edge.image.tiling import make_grid  # noqa: E402
 from edge.model.interpreter import quantize  # noqa: E402
@@ -123,7 +128,25 @@ def main() -> int:
     full_ms, draft_ms = draft_gain(jpeg_path, model.manifest.input.size, args.repeat)
     print(f"1080p JPEG -> {model.manifest.input.size[0]} px: full decode {full_ms:.2f} ms, draft {draft_ms:.2f} ms, "
           f"{full_ms / draft_ms:.1f}x cheaper")
+    print(f"test-time augmentation (the bundle says tta {model.manifest.input.tta}):")
+    print(f"{'tta':>4} {'ms/tile (batch ' + str(tiled.batch_size) + ')':>20} {'ratio':>6} {'576 px scene, whole':>20} {'ratio':>6}")
+    for c in tta_costs(model, scene_path, tiled, args.repeat):
+        print(f"{c['tta']:>4} {c['ms_per_tile']:>17.3f} ms {c['tile_ratio']:>6.2f} {c['frame_ms']:>17.2f} ms {c['frame_ratio']:>6.2f}")
     return 0
+
+
+def tta_costs(model: Model, path: Path, options: ClassifyOptions, repeat: int) -> list[dict]:
+    """ms per tile through predict_tiles and ms per frame through the whole classify path, per TTA option."""
+    tiles = prepare(model, path, options)[: options.batch_size]
+    rows = []
+    for tta in (1, 2, 4, 8):
+        per_tile = median_ms(lambda: predict_tiles(model, tiles, tta), repeat) / len(tiles)
+        opts = replace(options, tta=tta)
+        frame = median_ms(lambda: classify_path(model, path, opts, "bench"), max(3, repeat // 3))
+        rows.append({"tta": tta, "ms_per_tile": per_tile, "frame_ms": frame})
+    for row in rows:
+        row["tile_ratio"], row["frame_ratio"] = row["ms_per_tile"] / rows[0]["ms_per_tile"], row["frame_ms"] / rows[0]["frame_ms"]
+    return rows
 
 
 if __name__ == "__main__":

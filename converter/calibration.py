@@ -10,13 +10,12 @@ within the target false-alarm rate; with background only, the rule in use is kep
 raised, as little as meets the target. The new bundle has the same model bytes (records name the same
 model) and a new manifest whose `metrics.operating_point` says what it was calibrated on and how.
 
-An image bundle goes to `converter.image_calibration.calibrate_images(bundle_path, folder, options)`.
+An image bundle goes to `converter.image_calibration` (the same as `nv-convert calibrate-images`, at its
+default target, the most balanced accuracy per frame): class sub-folders of frames named by its labels or groups.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,15 +48,30 @@ class CalibrationOptions:
 
 def calibrate(bundle_path: Path, folder: Path | None, options: CalibrationOptions, say=print) -> int:
     """Write options.out; `say` gets the before/after lines. Returns the exit status."""
-    task = read_bundle(bundle_path).manifest.task
-    if task == "image":
-        if importlib.util.find_spec("converter.image_calibration") is None:
-            raise CalibrationError(f"{bundle_path}: is an image model, and image calibration is not available in this "
-                                   "build (no converter.image_calibration)")
-        images = importlib.import_module("converter.image_calibration")
-        result = images.calibrate_images(bundle_path, folder, options)
-        return result if isinstance(result, int) else 0
+    if read_bundle(bundle_path).manifest.task == "image":
+        return calibrate_image_bundle(bundle_path, folder, options, say)
     return calibrate_audio(bundle_path, folder, options, say)
+
+
+def calibrate_image_bundle(bundle_path: Path, folder: Path | None, options: CalibrationOptions, say=print) -> int:
+    from converter import image_calibration as images
+
+    if folder is None:
+        raise CalibrationError(f"{bundle_path}: is an image model: give a folder of labelled frames (class sub-folders); "
+                               "score logs are for audio models")
+    if options.score_logs:
+        raise CalibrationError(f"{options.score_logs[0]}: score logs calibrate audio models, and {bundle_path} is an image model")
+    result = images.calibrate_images(bundle_path, folder, images.CalibrationOptions(backend=options.backend))
+    for path, why in result.unreadable:
+        say(f"skipped {path}: {why}")
+    for group, threshold in result.thresholds.items():
+        b, a = result.before.get(group, {}), result.after.get(group, {})
+        say(f"{group}: threshold {result.previous.get(group)} -> {threshold:.4f}; balanced accuracy per frame "
+            f"{b.get('balanced_accuracy')} -> {a.get('balanced_accuracy')}, recall {b.get('recall')} -> {a.get('recall')}, "
+            f"false alarm rate {b.get('false_alarm_rate')} -> {a.get('false_alarm_rate')} ({sum(result.frames.values())} frames)")
+    images.write_calibrated(result, options.out)
+    say(f"wrote {options.out}")
+    return 0
 
 
 def site_clips(folder: Path, labels: tuple[str, ...], alert: tuple[str, ...], map_path: Path | None) -> list[LabelledClip]:

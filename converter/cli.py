@@ -5,6 +5,8 @@
     nv-convert audio DIR --labels MAP.toml --out models/NAME/NAME.nvm [...]
     nv-convert calibrate BUNDLE [DIR] [--score-log LOG ...] --out NEW.nvm    a site's thresholds and event rule
     nv-convert operating-point BUNDLE DIR --labels MAP.toml [...]           a made audio bundle's, on its validation split
+    nv-convert image-operating-point DIR --bundle B.nvm --out OUT.nvm [--target T] [--tta N]
+    nv-convert calibrate-images BUNDLE FOLDER [--out OUT.nvm] [--target T]
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from converter import image_commands
 from converter.audio_dataset import AudioDatasetError
 from converter.dataset import BIG_GROUP_SHARE, RULES, DatasetError, big_groups, label_counts, load_dataset, split
 
@@ -96,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--baseline", action="store_true", help="also score a logistic regression on per-band log-mel statistics (same split)")
     a.add_argument("--target-fa-per-hour", type=_rate, default=1.0, help="event rule and thresholds are chosen on validation for at most this many false alarms per hour of background (default 1)")
     add_calibration_parsers(sub)
+    image_commands.add_parsers(sub)
     return parser
 
 
@@ -291,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"check": cmd_check, "image": cmd_image, "audio": cmd_audio, "calibrate": cmd_calibrate,
-                "operating-point": cmd_operating_point}[args.command](args)
+                "operating-point": cmd_operating_point, **image_commands.COMMANDS}[args.command](args)
     except (DatasetError, AudioDatasetError, UsageError, ValueError, *calibration_errors()) as exc:
         print(f"nv-convert: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -301,9 +305,10 @@ def calibration_errors() -> tuple[type[Exception], ...]:
     """What calibrate and operating-point refuse with a message: bad data, a bundle that cannot be used."""
     from converter.audio_scoring import ScoringError
     from converter.calibration import CalibrationError
+    from converter.image_calibration import CalibrationError as ImageCalibrationError
     from edge.model.bundle import BundleError
 
-    return (CalibrationError, ScoringError, BundleError)
+    return (CalibrationError, ImageCalibrationError, ScoringError, BundleError)
 
 
 if __name__ == "__main__":

@@ -4,4 +4,4 @@ Device-side code only: numpy, pillow and a TFLite interpreter. Never imports Ten
 (except `tensorflow.lite` as the interpreter of last resort) and never imports `converter`.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -10,6 +10,12 @@ import numpy as np
 from PIL import Image
 
 _RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "nearest": Image.Resampling.NEAREST, "bicubic": Image.Resampling.BICUBIC}
+# Test-time augmentation: overhead imagery has no "up", so a tile may be scored as the mean of its scores
+# in several orientations. n -> the orientations, each (quarter turns, mirrored first): 2 adds the mirror
+# image, 4 the four quarter turns (chosen over {mirrors, half turn} on validation), 8 all of them.
+TTA_ORIENTATIONS = {1: ((0, False),), 2: ((0, False), (0, True)),
+                    4: ((0, False), (1, False), (2, False), (3, False)),
+                    8: tuple((turns, mirror) for mirror in (False, True) for turns in range(4))}
 
 
 @dataclass(frozen=True)
@@ -22,6 +28,15 @@ class InputSpec:
     mean: tuple[float, float, float] = (127.5, 127.5, 127.5)
     std: tuple[float, float, float] = (127.5, 127.5, 127.5)
     dtype: str = "int8"  # the model's input tensor type, checked against the tensor on load
+    tta: int = 1  # image models: orientations averaged per tile (a key of TTA_ORIENTATIONS); 1 = none
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tta, bool) or self.tta not in TTA_ORIENTATIONS:
+            raise ValueError(f"tta: expected one of {', '.join(map(str, TTA_ORIENTATIONS))}, got {self.tta!r}")
+        if self.tta > 1 and self.colour != "rgb":
+            raise ValueError(f"tta: only pictures are turned and mirrored, this input is {self.colour!r}: use 1")
+        if self.tta > 2 and self.size[0] != self.size[1]:
+            raise ValueError(f"tta: {self.tta} turns a tile a quarter, which needs a square input, not {list(self.size)}")
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -53,3 +68,14 @@ def normalise(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
     mean = np.asarray(spec.mean, dtype=np.float32)
     std = np.asarray(spec.std, dtype=np.float32)
     return (pixels.astype(np.float32) - mean) / std
+
+
+def orientations(pixels: np.ndarray, n: int) -> np.ndarray:
+    """uint8 tiles (N, H, W, 3) -> (n * N, H, W, 3): the n orientations of TTA_ORIENTATIONS[n], orientation-major
+    (rows k * N .. k * N + N - 1 are every tile in orientation k; orientation 0 is the tile as it is)."""
+    if n not in TTA_ORIENTATIONS:
+        raise ValueError(f"tta: expected one of {', '.join(map(str, TTA_ORIENTATIONS))}, got {n!r}")
+    if n == 1:
+        return pixels
+    return np.concatenate([np.rot90(pixels[:, :, ::-1] if mirror else pixels, turns, axes=(1, 2))
+                           for turns, mirror in TTA_ORIENTATIONS[n]])

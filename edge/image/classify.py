@@ -3,6 +3,10 @@ and reduce the tile scores to one decision.
 
 A frame is as alarming as its most alarming tile: the frame's scores are those of the tile whose
 alert score stands highest above its threshold, and that tile is reported with its pixel box.
+
+With test-time augmentation (the manifest's `input.tta`, or ClassifyOptions.tta) a tile's scores are the
+mean of the model's scores for its orientations (edge.features.pixels.TTA_ORIENTATIONS), all of a batch
+in one invoke. The converter scores its validation and test tiles through `predict_tiles` too.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.decisions.alerts import Decision, alert_margins, decide
-from edge.features.pixels import prepare_tile
+from edge.features.pixels import orientations, prepare_tile
 from edge.image.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, Frame, open_frame
 from edge.image.exif import read_capture_time, read_geo
 from edge.image.tiling import TileGrid, make_grid
@@ -32,6 +36,7 @@ class ClassifyOptions:
     batch_size: int = DEFAULT_BATCH
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_bytes: int = DEFAULT_MAX_BYTES
+    tta: int | None = None  # orientations averaged per tile; None = the manifest's input.tta
 
 
 @dataclass
@@ -55,6 +60,7 @@ class FrameResult:
     geo: dict | None = None
     captured: tuple[datetime, str] | None = None
     format: str = ""
+    tta: int = 1  # orientations whose scores were averaged per tile
 
 
 def tile_size_for(model: Model, options: ClassifyOptions) -> int:
@@ -62,6 +68,18 @@ def tile_size_for(model: Model, options: ClassifyOptions) -> int:
     if options.tile is not None:
         return options.tile
     return model.manifest.trained_on.tile_px or 0
+
+
+def tta_for(model: Model, options: ClassifyOptions) -> int:
+    return model.manifest.input.tta if options.tta is None else options.tta
+
+
+def predict_tiles(model: Model, pixels: np.ndarray, tta: int = 1) -> np.ndarray:
+    """uint8 tiles (N, H, W, 3) -> scores (N, labels): with tta > 1, the mean over the tiles' orientations."""
+    if tta == 1:
+        return model.predict(pixels)
+    scores = model.predict(orientations(pixels, tta))
+    return scores.reshape(tta, len(pixels), -1).mean(axis=0, dtype=np.float64).astype(np.float32)
 
 
 def classify_frame(model: Model, source: str | Path | bytes, options: ClassifyOptions) -> FrameResult:
@@ -76,9 +94,10 @@ def classify_frame(model: Model, source: str | Path | bytes, options: ClassifyOp
         frame = open_frame(
             source, min_scale=0.0, min_size=spec.size, max_pixels=options.max_pixels, max_bytes=options.max_bytes
         )
-    tiles = _run_tiles(model, frame, tile, options) if tile else None
+    tta = tta_for(model, options)
+    tiles = _run_tiles(model, frame, tile, options, tta) if tile else None
     if tiles is None or tiles.grid.rows * tiles.grid.cols == 1:
-        scores = tiles.scores[0, 0] if tiles is not None else model.predict(prepare_tile(frame.image, spec)[None])[0]
+        scores = tiles.scores[0, 0] if tiles is not None else predict_tiles(model, prepare_tile(frame.image, spec)[None], tta)[0]
         tiles = None
     else:
         scores = tiles.scores[tiles.best]
@@ -91,10 +110,11 @@ def classify_frame(model: Model, source: str | Path | bytes, options: ClassifyOp
         geo=read_geo(frame.exif),
         captured=read_capture_time(frame.exif),
         format=frame.format,
+        tta=tta,
     )
 
 
-def _run_tiles(model: Model, frame: Frame, tile: int, options: ClassifyOptions) -> TileScores:
+def _run_tiles(model: Model, frame: Frame, tile: int, options: ClassifyOptions, tta: int) -> TileScores:
     grid = make_grid(frame.width, frame.height, tile, options.overlap)
     boxes = grid.boxes()
     spec = model.manifest.input
@@ -102,7 +122,7 @@ def _run_tiles(model: Model, frame: Frame, tile: int, options: ClassifyOptions) 
     for start in range(0, len(boxes), options.batch_size):
         chunk = boxes[start : start + options.batch_size]
         pixels = np.stack([prepare_tile(frame.image, spec, _scaled(box, frame.scale)) for box in chunk])
-        out[start : start + len(chunk)] = model.predict(pixels)
+        out[start : start + len(chunk)] = predict_tiles(model, pixels, tta)
     scores = out.reshape(grid.rows, grid.cols, -1)
     margins = alert_margins(scores, model.manifest, options.thresholds)
     best = np.unravel_index(int(np.argmax(margins)), margins.shape)

@@ -35,6 +35,8 @@ def image_record(
             },
             "best": {"row": tiles.best[0], "col": tiles.best[1], "box": list(tiles.best_box)},
         }
+    if result.tta > 1:
+        record["tta"] = result.tta
     if result.geo is not None:
         record["geo"] = result.geo
     return record

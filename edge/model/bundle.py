@@ -31,6 +31,7 @@ from typing import Any
 from edge import __version__
 from edge.features.logmel import FeatureSpecError, LogMelSpec
 from edge.features.pixels import InputSpec
+from edge.model.runtime import runtime_needed, version_tuple
 
 FORMAT_VERSION = 2  # what write_bundle writes
 _WARNED: set[tuple[Path, str]] = set()  # format-1 bundles already warned about
@@ -96,13 +97,6 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def version_tuple(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in text.split("."))
-    except ValueError:
-        raise ValueError(f"{text!r} is not a version like 1.2.3") from None
-
-
 def manifest_checksum(data: dict) -> str:
     """SHA-256 of a manifest (as parsed from JSON) in canonical form, without its own `manifest_sha256`."""
     rest = {key: value for key, value in data.items() if key != "manifest_sha256"}
@@ -111,8 +105,11 @@ def manifest_checksum(data: dict) -> str:
 
 def write_bundle(path: str | Path, model_bytes: bytes, manifest: Manifest) -> Manifest:
     """Write `path` in the current format with the model and its manifest; both checksums are
-    computed here. Returns the manifest as written."""
-    manifest = replace(manifest, format=FORMAT_VERSION, model_sha256=sha256_hex(model_bytes), manifest_sha256="")
+    computed here, and `min_runtime` is raised to what the manifest's features need. Returns the
+    manifest as written."""
+    needed = max(manifest.min_runtime, runtime_needed(manifest), key=version_tuple)
+    manifest = replace(manifest, format=FORMAT_VERSION, model_sha256=sha256_hex(model_bytes), manifest_sha256="",
+                       min_runtime=needed)
     manifest = replace(manifest, manifest_sha256=manifest_checksum(json.loads(manifest.to_json())))
     parse_manifest(json.loads(manifest.to_json()), Path(path))  # never write what we cannot load
     path = Path(path)
@@ -316,7 +313,10 @@ def _parse_input(raw: dict, where: str) -> InputSpec:
         stats[key] = tuple(float(v) for v in value)
     if any(v <= 0 for v in stats["std"]):
         raise BundleError(f"{where}.std: values must be > 0, got {list(stats['std'])}")
-    return InputSpec(size=(size[0], size[1]), colour=colour, resize=resize, dtype=dtype, **stats)
+    try:
+        return InputSpec(size=(size[0], size[1]), colour=colour, resize=resize, dtype=dtype, tta=raw.get("tta", 1), **stats)
+    except ValueError as exc:  # tta: a bundle without it (older) is read as 1
+        raise BundleError(f"{where}.{exc}") from None
 
 
 def _parse_trained_on(raw: dict, where: str) -> TrainedOn:

@@ -29,7 +29,7 @@ def test_a_detection_is_accepted_with_its_id_and_device():
 
 
 def test_error_records_and_version_1_0_records_are_still_valid():
-    assert SCHEMA_VERSION == "1.4"
+    assert SCHEMA_VERSION == "1.5"
     err = error_record(source="card/x.jpg", error="card/x.jpg: empty file (0 bytes)", device="unit-1")
     assert parse("naturevision/unit-1/detection", as_json(err)).kind == "detection"
     old = dict(detection("unit-1", 2), schema="1.0")  # from a unit not yet updated: no queued_s
@@ -55,7 +55,7 @@ def test_group_scores_and_mean_rules_of_1_3_are_accepted_and_checked():
                                  source="mic0", device="unit-1", moment=datetime(2026, 5, 1, tzinfo=timezone.utc),
                                  time_source="received", offset_s=30.5, duration_s=1.0, rms_dbfs=-31.0, sample_rate=16000)
     value = parse("naturevision/unit-1/detection", as_json(window)).value
-    assert (value["schema"], value["label"], value["group_scores"]) == ("1.4", "machinery", {"machinery": 0.95})
+    assert (value["schema"], value["label"], value["group_scores"]) == (SCHEMA_VERSION, "machinery", {"machinery": 0.95})
     with pytest.raises(Rejected, match="at group_scores/machinery"):
         parse("naturevision/unit-1/detection", as_json(dict(window, group_scores={"machinery": 1.5})))
     start = event_phases("unit-1")[0]

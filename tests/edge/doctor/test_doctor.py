@@ -122,7 +122,8 @@ def test_a_good_unit_against_a_real_broker_prints_ok_lines_and_exits_0(unit, bro
                            "broker reach", "broker tls", "broker login"]
     assert lines["config"].startswith(f"OK    config         {path}: device {DEVICE}, image model mining-s2")
     assert lines["model image"].split()[0] in (OK, WARN)  # WARN only on a board too slow: never a FAIL
-    assert "mining-s2 1.0.0 on " in lines["model image"] and "per batch of 4 tiles (median of 20 runs" in lines["model image"]
+    assert "mining-s2 1.1.0 on " in lines["model image"]
+    assert "per batch of 4 tiles, each in 4 orientations (median of 20 runs" in lines["model image"]  # the model's TTA
     assert lines["interpreter"].startswith("OK ")
     assert lines["source folder"].startswith("OK ") and f"{unit.incoming}: readable and writable, 2 file(s) waiting" in lines["source folder"]
     assert lines["outbox"].startswith("OK ") and "not created yet" in lines["outbox"]

@@ -268,3 +268,14 @@ def test_load_model_refuses_a_model_of_another_task(tiny_int8, tiny_audio_models
     with pytest.raises(BundleError, match=f"{audio}: is an audio model, not an image model; pass an image model bundle"):
         load_model(audio, task="image")
     assert load_model(audio, task="audio").manifest.task == "audio"
+
+
+def test_a_bundle_using_groups_events_or_tta_says_it_needs_runtime_0_2(tmp_path):
+    """0.1.0 ignores groups, event rules and input.tta: it would load such a bundle and decide otherwise."""
+    source = read_bundle(Path(__file__).resolve().parents[3] / "models" / "mining-s2" / "mining-s2.nvm")
+    plain = replace(source.manifest, groups=None, events=None, input=replace(source.manifest.input, tta=1), min_runtime="0.1.0")
+    assert write_bundle(tmp_path / "a.nvm", source.model_bytes, plain).min_runtime == "0.1.0"
+    for changed in (replace(plain, input=replace(plain.input, tta=4)), replace(plain, groups={"mining": ("mining",)})):
+        assert write_bundle(tmp_path / "b.nvm", source.model_bytes, changed).min_runtime == "0.2.0"
+        assert read_bundle(tmp_path / "b.nvm").manifest.min_runtime == "0.2.0"
+    assert write_bundle(tmp_path / "c.nvm", source.model_bytes, replace(plain, min_runtime="0.1.5")).min_runtime == "0.1.5"

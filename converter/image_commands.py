@@ -1,0 +1,125 @@
+"""`nv-convert image-operating-point` and `nv-convert calibrate-images`: thresholds (and TTA) of an existing
+image bundle, chosen on its dataset's validation split or on a site's own frames. Neither trains nor
+imports TensorFlow: both run the unit's code on an edge interpreter."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from converter.image_operating_points import Target
+from converter.scenes import SceneSpec
+
+WHY = {
+    "max-balanced-accuracy": "The threshold where per-tile balanced accuracy is highest on validation.",
+    "precision": "The most recall at the target precision per tile on validation.",
+    "scene-false-alarms": "A frame alerts when any of its tiles does, so the false alarms that reach a person "
+                          "are frames: the most scenes found on validation for at most the target's false alarm "
+                          "frames per 100 km² of background.",
+}
+
+
+def add_parsers(sub) -> None:
+    o = sub.add_parser("image-operating-point", help="choose an image bundle's threshold and TTA on its data's validation split")
+    o.add_argument("data", type=Path, help="the dataset the model was trained on (same seed and fractions)")
+    o.add_argument("--bundle", type=Path, required=True, help="the image bundle (.nvm); its model bytes are kept")
+    o.add_argument("--out", type=Path, required=True, help="the bundle to write; metrics.json and report.md beside it are updated")
+    o.add_argument("--target", type=_target, default=Target("max-balanced-accuracy"),
+                   help="max-balanced-accuracy (default), precision=P, or scene-false-alarms=F (frames per 100 km²)")
+    o.add_argument("--tta", type=int, default=1, choices=(1, 2, 4, 8), help="orientations the released bundle averages per tile")
+    o.add_argument("--tta-options", default="1,2,4,8", help="TTA options measured and reported (default 1,2,4,8)")
+    o.add_argument("--scenes", type=int, default=150, help="synthetic scenes per kind (with and without mining) and split")
+    o.add_argument("--seed", type=int, default=0, help="the split's seed (the model's training seed)")
+    o.add_argument("--version", help="the released bundle's version (default: unchanged)")
+    o.add_argument("--why", help="why this target, for the report (default: a sentence per target)")
+    o.add_argument("--max-distance", type=int, default=6, help="as for nv-convert image: the same groups, the same split")
+
+    c = sub.add_parser("calibrate-images", help="re-choose an image bundle's thresholds on a site's labelled frames")
+    c.add_argument("bundle", type=Path)
+    c.add_argument("folder", type=Path, help="class sub-folders named by the model's labels or alert groups")
+    c.add_argument("--out", type=Path, help="write the calibrated bundle here (default: only print the figures)")
+    c.add_argument("--target", type=_target, default=Target("max-balanced-accuracy"),
+                   help="max-balanced-accuracy (default), precision=P, or scene-false-alarms=F (frames per 100 km²)")
+    c.add_argument("--tile", type=int, help="tile edge in frame pixels; 0 = whole frames; default the model's")
+    c.add_argument("--overlap", type=float, default=0.25)
+    c.add_argument("--backend", help="force an edge interpreter (litert, tflite-runtime)")
+
+
+def cmd_operating_point(args) -> int:
+    from converter.dataset import load_dataset
+    from converter.image_release import ReleaseOptions, evaluate, release
+    from converter.operating_report import plot_operating_points, update_report
+
+    options = ReleaseOptions(target=args.target, tta=args.tta, tta_options=_ints(args.tta_options, "--tta-options"),
+                             scenes=SceneSpec(background=args.scenes, with_alert=args.scenes), seed=args.seed,
+                             version=args.version)
+    dataset = load_dataset(args.data, max_distance=args.max_distance)
+    points = evaluate(args.bundle, dataset, options)
+    manifest = release(args.bundle, args.out, points, options)
+    folder = args.out.parent
+    source = folder / "metrics.json" if (folder / "metrics.json").is_file() else args.bundle.parent / "metrics.json"
+    metrics = json.loads(source.read_text()) if source.is_file() else {}
+    metrics["thresholds"] = manifest.metrics["thresholds"]
+    metrics["operating_points"] = points
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+    plot_operating_points(points, folder / "operating_points.png")
+    why = args.why or WHY[args.target.kind]
+    command = "nv-convert " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    update_report(folder / "report.md", points, why, title=f"Model report: {manifest.name} {manifest.version}", command=command)
+    chosen = next(r for r in points["runs"] if r["tta"] == args.tta)
+    for run in points["runs"]:
+        t = run["test"]
+        print(f"tta {run['tta']}: threshold {run['threshold']:.4f}, {run['ms_per_tile']:.2f} ms/tile; test tile balanced "
+              f"accuracy {t['tile']['balanced_accuracy']:.4f}, scenes found {t['scene']['scene_recall']:.3f}, false alarm "
+              f"frames/100 km² {t['scene']['false_alarms_per_100km2']:.2f}")
+    print(f"wrote {args.out} (threshold {chosen['threshold']:.4f}, tta {args.tta}), {folder / 'metrics.json'}, {folder / 'report.md'}")
+    return 0
+
+
+def cmd_calibrate_images(args) -> int:
+    from converter.image_calibration import CalibrationOptions, calibrate_images, write_calibrated
+
+    options = replace(CalibrationOptions(target=args.target), tile=args.tile, overlap=args.overlap, backend=args.backend)
+    result = calibrate_images(args.bundle, args.folder, options)
+    for path, why in result.unreadable:
+        print(f"nv-convert: skipped {path}: {why}", file=sys.stderr)
+    print(json.dumps({"thresholds": result.thresholds, "previous": result.previous, "reached": result.reached,
+                      "before": result.before, "after": result.after, "frames": result.frames}, indent=2))
+    if args.out is not None:
+        write_calibrated(result, args.out)
+        print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def _bundle_errors_are_usage_errors(command):
+    """A bundle that cannot be used is the caller's to fix (exit 2 with the message), as for nv-edge."""
+    def run(args) -> int:
+        from edge.model.bundle import BundleError
+
+        try:
+            return command(args)
+        except BundleError as exc:
+            raise ValueError(str(exc)) from None
+    return run
+
+
+COMMANDS = {"image-operating-point": _bundle_errors_are_usage_errors(cmd_operating_point),
+            "calibrate-images": _bundle_errors_are_usage_errors(cmd_calibrate_images)}
+
+
+def _target(text: str) -> Target:
+    try:
+        return Target.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _ints(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"{flag}: expected numbers separated by commas, got {text!r}") from None
