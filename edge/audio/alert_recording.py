@@ -17,7 +17,9 @@ class AlertRecorder:
 
     Consecutive alert windows overlap (hop < window): they go into one segment, each window adding
     only its new samples, so nothing is written twice. A segment ends at the first window that is not
-    an alert, or after `max_segment_s`. Files are named `<UTC start>_<label>.wav`; the header is
+    an alert, or after `max_segment_s`. Files are named `<UTC start>_<label>.wav` (`-2`, `-3` ... added
+when a segment of that name exists: two segments may start in one millisecond when the clock steps or
+a buffer of windows arrives at once, and none may overwrite another); the header is
     rewritten after every window, so a power cut leaves a readable file (and `edge.audio.audiofile` reads
     a torn one anyway)."""
 
@@ -27,6 +29,7 @@ class AlertRecorder:
         self.max_samples = int(max_segment_s * rate)
         self.written: list[Path] = []
         self._out: wave.Wave_write | None = None
+        self._file = None  # the segment's file: wave.open does not close a file it was given
         self._end = 0  # model-rate sample after the last one written
         self._length = 0
         try:
@@ -46,8 +49,10 @@ class AlertRecorder:
         else:
             self.close()
             stamp = datetime.fromtimestamp(window.start_time, timezone.utc).strftime("%Y%m%dT%H%M%S.%f")[:-3]
-            path = self.folder / f"{stamp}Z_{''.join(c if c.isalnum() or c in '-.' else '_' for c in label)}.wav"
-            self._out = wave.open(str(path), "wb")
+            name = f"{stamp}Z_{''.join(c if c.isalnum() or c in '-.' else '_' for c in label)}"
+            path, handle = _create_new(self.folder, name)
+            self._out = wave.open(handle, "wb")
+            self._file = handle
             self._out.setnchannels(1)
             self._out.setsampwidth(2)
             self._out.setframerate(self.rate)
@@ -59,5 +64,21 @@ class AlertRecorder:
 
     def close(self) -> None:
         out, self._out = self._out, None
+        handle, self._file = self._file, None
         if out is not None:
             out.close()
+        if handle is not None:
+            handle.close()
+
+
+def _create_new(folder: Path, name: str):
+    """The first of `name.wav`, `name-2.wav`, ... that does not exist, created exclusively (never truncating)."""
+    for n in range(1, 1000):
+        path = folder / (f"{name}.wav" if n == 1 else f"{name}-{n}.wav")
+        try:
+            return path, open(path, "xb")  # noqa: SIM115 (closed by AlertRecorder.close)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise MicrophoneError(f"{path}: cannot write the recording: {exc.strerror or exc}") from None
+    raise MicrophoneError(f"{folder}: 999 recordings named {name}: clear the folder")

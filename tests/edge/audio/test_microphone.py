@@ -14,7 +14,7 @@ from fake_sounddevice import FakeDevice, FakeSoundDevice
 
 from edge.audio.alert_recording import AlertRecorder
 from edge.audio.audiofile import read_audio
-from edge.audio.microphone import Microphone, MicrophoneError, find_device, hop_samples, import_sounddevice
+from edge.audio.microphone import LiveWindow, Microphone, MicrophoneError, find_device, hop_samples, import_sounddevice
 from edge.features.logmel import LogMelSpec, clip_windows, resample
 
 SPEC = LogMelSpec()
@@ -215,3 +215,21 @@ def test_alert_recorder_keeps_alert_windows_only(fake, tmp_path, composite):
     first, second = (read_audio(p).samples for p in recorder.written)
     np.testing.assert_allclose(first, composite[2 * HOP:5 * HOP + SIZE], atol=1 / 32767)  # overlaps written once
     np.testing.assert_allclose(second, composite[8 * HOP:8 * HOP + SIZE], atol=1 / 32767)
+
+
+def test_alert_segments_starting_in_one_millisecond_do_not_overwrite(tmp_path):
+    """A burst of buffered windows (or a clock step) can start two segments at one stamp: both are kept."""
+    recorder = AlertRecorder(tmp_path / "rec", RATE)
+    size = int(RATE)
+
+    def window(number, level):  # the clock held still (stepped back): every window has one start time
+        return LiveWindow(samples=np.full(size, level, dtype=np.float32), number=number, offset_s=float(number),
+                          start_time=1_800_000_000.0, duration_s=1.0, rms_dbfs=-12.0, silent=False)
+    recorder.add(window(0, 0.25), True, "engine", size)
+    recorder.add(window(1, 0.25), False, "engine", size)
+    recorder.add(window(2, -0.25), True, "engine", size)
+    recorder.close()
+    names = sorted(p.name for p in (tmp_path / "rec").iterdir())
+    assert names == ["20270115T080000.000Z_engine-2.wav", "20270115T080000.000Z_engine.wav"]
+    first, second = (read_audio(p).samples for p in recorder.written)
+    assert first.mean() > 0.2 and second.mean() < -0.2
