@@ -11,11 +11,13 @@ from edge.survey.geojson import HECTARE_DIGITS
 
 
 def area_record(area: Area, *, model: dict, labels: tuple[str, ...], source: Path, device: str,
-                width: int, height: int) -> dict:
+                width: int, height: int, tta: int = 1) -> dict:
     moment, time_source = source_time(source)
     record = base_record(device, str(source), "image", moment, time_source)
     add_decision(record, model=model, labels=labels, scores=area.peak.scores, decision=area.peak.decision,
                  frame={"width": width, "height": height})
+    if tta > 1:
+        record["tta"] = tta
     record["area"] = {
         "polygon": [list(p) for p in area.lonlat_polygon.exterior.coords],
         "hectares": round(area.hectares, HECTARE_DIGITS),

@@ -86,7 +86,7 @@ def scan(ortho_path: str | Path, options: ScanOptions, *, outbox: Outbox | None 
     chunks = {k: tiles[start : start + options.batch] for k, start in enumerate(range(0, len(tiles), options.batch))}
     scale = thumb_scale(ortho.width, ortho.height, grid.tile_w, grid.out_px)
     identity = {"ortho": ortho.fingerprint, "model": manifest.model_sha256, "tile": [grid.tile_w, grid.tile_h],
-                "overlap": options.overlap, "batch": options.batch, "overview_scale": scale}
+                "overlap": options.overlap, "batch": options.batch, "overview_scale": scale, "tta": manifest.input.tta}
     summary = ScanSummary(tiles=len(tiles), km2=ortho.width * ortho.gsd.x_m * ortho.height * ortho.gsd.y_m / 1e6)
     on_plan(len(tiles))
     state = ScanState(state_path(options.out), identity, fresh=options.fresh)
@@ -119,13 +119,14 @@ def scan(ortho_path: str | Path, options: ScanOptions, *, outbox: Outbox | None 
             "tiles": {"ground_m": grid.ground_m, "ortho_px": [grid.tile_w, grid.tile_h], "read_to_px": grid.out_px,
                       "rows": grid.rows, "cols": grid.cols, "overlap": options.overlap, "total": len(tiles),
                       "classified": len(decisions), "alerting": len(alerts)},
-            "thresholds": thresholds,
+            "thresholds": thresholds, "tta": manifest.input.tta,
         }
         write_json(options.out, feature_collection(name=f"{ortho.path.stem} mining", about=about, areas=areas,
                                                    alerts=alerts, labels=manifest.labels, geo=geo))
         draw_overview(options.overview or default_outputs(options.out)[1], ortho.width, ortho.height, scale, tiles,
                       thumbs, alerts, areas)
-        summary.records = _records(state, areas, thresholds, options, ortho, identity_of_model, manifest.labels)
+        summary.records = _records(state, areas, thresholds, options, ortho, identity_of_model, manifest.labels,
+                                   manifest.input.tta)
         if outbox is not None:
             for record in summary.records:
                 outbox.put(record)  # the same ids on a rerun: the outbox keeps one of each
@@ -139,13 +140,13 @@ def scan(ortho_path: str | Path, options: ScanOptions, *, outbox: Outbox | None 
 
 
 def _records(state: ScanState, areas: list[Area], thresholds: dict, options: ScanOptions, ortho, model: dict,
-             labels: tuple[str, ...]) -> list[dict]:
+             labels: tuple[str, ...], tta: int) -> list[dict]:
     """The area records, made once per thresholds and device and kept in the state file."""
     key = json.dumps({"thresholds": thresholds, "device": options.device}, sort_keys=True)
     records = state.records(key)
     if records is None:
         records = [area_record(area, model=model, labels=labels, source=ortho.path, device=options.device,
-                               width=ortho.width, height=ortho.height) for area in areas]
+                               width=ortho.width, height=ortho.height, tta=tta) for area in areas]
         state.save_records(key, records)
     return records
 

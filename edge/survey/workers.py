@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from edge.features.pixels import prepare_tile
+from edge.image.classify import predict_tiles
 from edge.model.loaded import load_model
 from edge.survey.grid import Tile
 from edge.survey.raster import MIN_VALID, Ortho, WindowReader
@@ -79,7 +80,7 @@ class ChunkClassifier:
         read_s = time.perf_counter() - start
         scores = np.full((len(tiles), len(self.model.manifest.labels)), np.nan, dtype=np.float32)
         if inputs:
-            scores[rows] = self.model.predict(np.stack(inputs))
+            scores[rows] = predict_tiles(self.model, np.stack(inputs), spec.tta)  # the model's TTA, as classify scores
         return ChunkResult(chunk, scores, thumbs, read_s, time.perf_counter() - start - read_s)
 
     def close(self) -> None:

@@ -4,7 +4,6 @@ process that must never import TensorFlow. Then the new bundle on the edge."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from datetime import datetime, timedelta, timezone
 
@@ -133,13 +132,6 @@ def test_a_score_log_of_another_model_is_refused(tiny_audio_models, tmp_path):
 def test_nothing_to_calibrate_on_is_a_usage_error(tiny_audio_models, tmp_path):
     proc = calibrate(tiny_audio_models["int8"], "--out", tmp_path / "x.nvm")
     assert proc.returncode == 2 and "score-log" in proc.stderr
-
-
-@pytest.mark.skipif(importlib.util.find_spec("converter.image_calibration") is not None,
-                    reason="this build has image calibration")
-def test_an_image_bundle_says_image_calibration_is_not_in_this_build(tiny_int8, tmp_path):
-    proc = calibrate(tiny_int8, tmp_path, "--out", tmp_path / "x.nvm")
-    assert proc.returncode == 2 and "image calibration is not available in this build" in proc.stderr
 
 
 def test_the_new_bundle_classifies_with_its_new_threshold(calibrated, tmp_path):
