@@ -10,8 +10,8 @@ Roles, each allowed what the one before is, and more:
 - `reviewer`: also marks events and detections confirmed / false alarm / unsure;
 - `admin`: also sees the accounts (they are made on the command line: `nv-base user add`).
 
-Plain SQL (TEXT, INTEGER, REAL, `?` parameters) in tables of their own, so that the store can move to
-another database without these changing shape.
+The tables are migration 4's (basestation/migrations/); the statements go through the store, which
+speaks SQLite or PostgreSQL.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
 
+from basestation.store import Store
 from edge.ids import uuid7
 
 ROLES = ("read-only", "reviewer", "admin")
@@ -41,30 +41,6 @@ FAILURE_WINDOW_S = 15 * 60
 MAX_FAILURES_PER_NAME = 5
 MAX_FAILURES_PER_ADDRESS = 20
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS users (
-    name      TEXT PRIMARY KEY,
-    role      TEXT NOT NULL,           -- read-only, reviewer, admin
-    password  TEXT NOT NULL,           -- scrypt$N$r$p$salt$hash (base64)
-    created   REAL NOT NULL            -- unix time
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    token_hash TEXT PRIMARY KEY,       -- SHA-256 of the cookie's token, hex
-    name       TEXT NOT NULL,
-    csrf       TEXT NOT NULL,          -- sent back with every state-changing request
-    created    REAL NOT NULL,
-    expires    REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS login_failures (
-    id        TEXT PRIMARY KEY,        -- UUIDv7
-    name      TEXT NOT NULL,
-    address   TEXT NOT NULL,
-    time      REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS login_failures_time ON login_failures (time);
-"""
-
-
 class AccountError(Exception):
     """A request about accounts that cannot be done; the message says why."""
 
@@ -79,10 +55,6 @@ class Session:
     def may(self, role: str) -> bool:
         """True when this session's role includes `role` (admin > reviewer > read-only)."""
         return ROLES.index(self.role) >= ROLES.index(role)
-
-
-def create_tables(db: sqlite3.Connection) -> None:
-    db.executescript(SCHEMA)
 
 
 # -- passwords ------------------------------------------------------------------------------------
@@ -122,42 +94,42 @@ def _b64(data: bytes) -> str:
 
 # -- accounts -------------------------------------------------------------------------------------
 
-def add_user(db: sqlite3.Connection, name: str, role: str, password: str) -> None:
+def add_user(store: Store, name: str, role: str, password: str) -> None:
     if not NAME.match(name):
         raise AccountError(f"{name!r}: a user name is 1 to 64 letters, digits, '.', '_', '@' or '-', "
                            "starting with a letter or digit")
     if role not in ROLES:
         raise AccountError(f"{role!r}: the role is one of {', '.join(ROLES)}")
     _check_strength(password)
-    if db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
+    if store.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
         raise AccountError(f"{name!r} exists already; `nv-base user passwd` changes a password, `user remove` removes it")
-    db.execute("INSERT INTO users (name, role, password, created) VALUES (?, ?, ?, ?)",
+    store.execute("INSERT INTO users (name, role, password, created) VALUES (?, ?, ?, ?)",
                (name, role, hash_password(password), time.time()))
 
 
-def set_password(db: sqlite3.Connection, name: str, password: str) -> None:
+def set_password(store: Store, name: str, password: str) -> None:
     _check_strength(password)
-    if db.execute("UPDATE users SET password = ? WHERE name = ?", (hash_password(password), name)).rowcount == 0:
+    if store.execute("UPDATE users SET password = ? WHERE name = ?", (hash_password(password), name)).rowcount == 0:
         raise AccountError(f"{name!r}: no such user")
-    db.execute("DELETE FROM sessions WHERE name = ?", (name,))  # a new password ends every open session
+    store.execute("DELETE FROM sessions WHERE name = ?", (name,))  # a new password ends every open session
 
 
-def set_role(db: sqlite3.Connection, name: str, role: str) -> None:
+def set_role(store: Store, name: str, role: str) -> None:
     if role not in ROLES:
         raise AccountError(f"{role!r}: the role is one of {', '.join(ROLES)}")
-    if db.execute("UPDATE users SET role = ? WHERE name = ?", (role, name)).rowcount == 0:
+    if store.execute("UPDATE users SET role = ? WHERE name = ?", (role, name)).rowcount == 0:
         raise AccountError(f"{name!r}: no such user")
 
 
-def remove_user(db: sqlite3.Connection, name: str) -> None:
-    if db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount == 0:
+def remove_user(store: Store, name: str) -> None:
+    if store.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount == 0:
         raise AccountError(f"{name!r}: no such user")
-    db.execute("DELETE FROM sessions WHERE name = ?", (name,))
+    store.execute("DELETE FROM sessions WHERE name = ?", (name,))
 
 
-def users(db: sqlite3.Connection) -> list[tuple[str, str, float]]:
+def users(store: Store) -> list[tuple[str, str, float]]:
     """(name, role, created) of every account, by name."""
-    return db.execute("SELECT name, role, created FROM users ORDER BY name").fetchall()
+    return [tuple(row) for row in store.execute("SELECT name, role, created FROM users ORDER BY name").fetchall()]
 
 
 def _check_strength(password: str) -> None:
@@ -167,52 +139,52 @@ def _check_strength(password: str) -> None:
 
 # -- logging in -----------------------------------------------------------------------------------
 
-def retry_after(db: sqlite3.Connection, name: str, address: str, now: float | None = None) -> float:
+def retry_after(store: Store, name: str, address: str, now: float | None = None) -> float:
     """Seconds until a login for `name` from `address` may be tried again; 0 when it may be now."""
     now = time.time() if now is None else now
     since = now - FAILURE_WINDOW_S
     waits = []
     for column, value, limit in (("name", name, MAX_FAILURES_PER_NAME), ("address", address, MAX_FAILURES_PER_ADDRESS)):
-        times = [row[0] for row in db.execute(
+        times = [row[0] for row in store.execute(
             f"SELECT time FROM login_failures WHERE {column} = ? AND time > ? ORDER BY time DESC", (value, since))]
         if len(times) >= limit:
             waits.append(times[limit - 1] + FAILURE_WINDOW_S - now)  # when the limit-th newest leaves the window
     return max(waits, default=0.0)
 
 
-def log_in(db: sqlite3.Connection, name: str, password: str, address: str) -> tuple[str, Session] | None:
+def log_in(store: Store, name: str, password: str, address: str) -> tuple[str, Session] | None:
     """A new session's (token, Session) when the password is right, else None (and the failure is
     counted). The caller checks `retry_after` first."""
-    row = db.execute("SELECT role, password FROM users WHERE name = ?", (name,)).fetchone()
+    row = store.execute("SELECT role, password FROM users WHERE name = ?", (name,)).fetchone()
     ok = check_password(password, row[1] if row else _dummy_hash()) and row is not None
     now = time.time()
     if not ok:
-        db.execute("INSERT INTO login_failures (id, name, address, time) VALUES (?, ?, ?, ?)",
+        store.execute("INSERT INTO login_failures (id, name, address, time) VALUES (?, ?, ?, ?)",
                    (uuid7(), name[:200], address, now))
-        db.execute("DELETE FROM login_failures WHERE time < ?", (now - 2 * FAILURE_WINDOW_S,))
+        store.execute("DELETE FROM login_failures WHERE time < ?", (now - 2 * FAILURE_WINDOW_S,))
         return None
-    db.execute("DELETE FROM login_failures WHERE name = ?", (name,))
+    store.execute("DELETE FROM login_failures WHERE name = ?", (name,))
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    db.execute("DELETE FROM sessions WHERE expires < ?", (now,))
-    db.execute("INSERT INTO sessions (token_hash, name, csrf, created, expires) VALUES (?, ?, ?, ?, ?)",
+    store.execute("DELETE FROM sessions WHERE expires < ?", (now,))
+    store.execute("INSERT INTO sessions (token_hash, name, csrf, created, expires) VALUES (?, ?, ?, ?, ?)",
                (_token_hash(token), name, csrf, now, now + SESSION_S))
     return token, Session(name, row[0], csrf, now + SESSION_S)
 
 
-def session(db: sqlite3.Connection, token: str | None) -> Session | None:
+def session(store: Store, token: str | None) -> Session | None:
     """The live session for a cookie's token, or None (unknown, expired, or its account is gone)."""
     if not token:
         return None
-    row = db.execute("SELECT s.name, u.role, s.csrf, s.expires FROM sessions s JOIN users u ON u.name = s.name "
+    row = store.execute("SELECT s.name, u.role, s.csrf, s.expires FROM sessions s JOIN users u ON u.name = s.name "
                      "WHERE s.token_hash = ?", (_token_hash(token),)).fetchone()
     if row is None or row[3] < time.time():
         return None
     return Session(*row)
 
 
-def log_out(db: sqlite3.Connection, token: str | None) -> None:
+def log_out(store: Store, token: str | None) -> None:
     if token:
-        db.execute("DELETE FROM sessions WHERE token_hash = ?", (_token_hash(token),))
+        store.execute("DELETE FROM sessions WHERE token_hash = ?", (_token_hash(token),))
 
 
 def _token_hash(token: str) -> str:

@@ -1,10 +1,13 @@
 """The web side of `nv-base`: the page, its accounts, the reviews, the base config.
 
-    nv-base serve --db PATH [--config base.toml] [--host H] [--port N] [--tiles DIR] [--overlay PNG --overlay-bounds S,W,N,E]
+    nv-base serve --db DB [--config base.toml] [--host H] [--port N] [--tiles DIR] [--overlay PNG --overlay-bounds S,W,N,E]
     nv-base user add NAME --role read-only|reviewer|admin [--password-file FILE]   (else asked twice)
     nv-base user passwd NAME [--password-file FILE] | user role NAME ROLE | user remove NAME | user list
     nv-base reviews --format csv|json|geojson [--out FILE]      reviewed records as labelled data
     nv-base config check base.toml
+
+DB is a SQLite file or a PostgreSQL URI, as for `nv-base listen` (--db-password-file FILE, PGPASSWORD or
+~/.pgpass for its password): the page's tables are migrations of the same store.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 
 from basestation import accounts, review_export, reviews
 from basestation.baseconfig import BaseConfig, ConfigError, load
+from basestation.database import is_dsn, read_password
 from basestation.store import Store, StoreError
 
 log = logging.getLogger("nv.base")
@@ -25,7 +29,7 @@ log = logging.getLogger("nv.base")
 
 def add_parsers(sub, default_db: str) -> None:
     serve = sub.add_parser("serve", help="the web page: map, live events, evidence, review")
-    serve.add_argument("--db", type=Path, default=default_db)
+    _database_arguments(serve, default_db)
     serve.add_argument("--config", type=Path, help="the base station's TOML config ([serve] options)")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, help="port (default 8080; 0 picks a free one and prints it)")
@@ -49,10 +53,10 @@ def add_parsers(sub, default_db: str) -> None:
     verbs.add_parser("remove", help="remove an account and end its sessions").add_argument("name")
     verbs.add_parser("list", help="the accounts and their roles")
     for p in (user, *verbs.choices.values()):
-        p.add_argument("--db", type=Path, default=default_db)
+        _database_arguments(p, default_db)
 
     rev = sub.add_parser("reviews", help="reviewed records as labelled data (CSV, JSON, GeoJSON)")
-    rev.add_argument("--db", type=Path, default=default_db)
+    _database_arguments(rev, default_db)
     rev.add_argument("--format", choices=tuple(review_export.WRITERS), required=True)
     rev.add_argument("--out", type=Path, help="output file (default: standard output)")
 
@@ -64,7 +68,7 @@ def add_parsers(sub, default_db: str) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import waitress
 
-    from basestation.web.app import create_app, open_database
+    from basestation.web.app import create_app
 
     config = _config(args.config)
     serve = config.serve
@@ -87,14 +91,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if serve.secure_cookies and serve.host not in ("127.0.0.1", "localhost", "::1"):
         print("nv-base serve: the session cookie is Secure: browsers on other machines log in only over HTTPS "
               "(a TLS reverse proxy in front), or pass --insecure-cookies on a trusted network", file=sys.stderr)
-    db = open_database(args.db)
-    if not accounts.users(db):
-        print(f"nv-base serve: no accounts yet; make one: nv-base user add NAME --role admin --db {args.db}",
+    store = _store(args)
+    if not accounts.users(store):
+        print(f"nv-base serve: no accounts yet; make one: nv-base user add NAME --role admin --db {store.name}",
               file=sys.stderr)
-    db.close()
-    server = waitress.create_server(create_app(args.db, serve), host=serve.host, port=serve.port,
-                                    threads=serve.threads, ident="nv-base")
-    print(f"nv-base serve: http://{_url_host(serve.host)}:{server.effective_port}/ (database {args.db})", flush=True)
+    name = store.name
+    store.close()
+    app = create_app(args.db, serve, password=read_password(args.db_password_file))
+    server = waitress.create_server(app, host=serve.host, port=serve.port, threads=serve.threads, ident="nv-base")
+    print(f"nv-base serve: http://{_url_host(serve.host)}:{server.effective_port}/ (database {name})", flush=True)
     try:
         server.run()
     finally:
@@ -103,22 +108,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_user(args: argparse.Namespace) -> int:
-    store = Store(args.db)
-    accounts.create_tables(store.db)
+    store = _store(args)
     try:
         if args.verb == "list":
-            for name, role, _created in accounts.users(store.db):
+            for name, role, _created in accounts.users(store):
                 print(f"{name:<24} {role}")
         elif args.verb == "add":
-            accounts.add_user(store.db, args.name, args.role, _password(args.password_file))
+            accounts.add_user(store, args.name, args.role, _password(args.password_file))
             print(f"nv-base: added {args.name} ({args.role})", file=sys.stderr)
         elif args.verb == "passwd":
-            accounts.set_password(store.db, args.name, _password(args.password_file))
+            accounts.set_password(store, args.name, _password(args.password_file))
             print(f"nv-base: new password for {args.name}; their sessions are ended", file=sys.stderr)
         elif args.verb == "role":
-            accounts.set_role(store.db, args.name, args.role)
+            accounts.set_role(store, args.name, args.role)
         else:
-            accounts.remove_user(store.db, args.name)
+            accounts.remove_user(store, args.name)
             print(f"nv-base: removed {args.name}", file=sys.stderr)
     except accounts.AccountError as exc:
         print(f"nv-base: error: {exc}", file=sys.stderr)
@@ -129,11 +133,13 @@ def cmd_user(args: argparse.Namespace) -> int:
 
 
 def cmd_reviews(args: argparse.Namespace) -> int:
-    if not args.db.is_file():
-        raise StoreError(f"{args.db}: no such database; pass --db PATH")
-    store = Store(args.db)
-    reviews.create_tables(store.db)
-    rows = reviews.labelled_rows(store.db)
+    if not is_dsn(args.db) and not Path(args.db).is_file():
+        raise StoreError(f"{args.db}: no such database; pass --db PATH or --db postgresql://USER@HOST:PORT/DBNAME")
+    store = _store(args)
+    try:
+        rows = reviews.labelled_rows(store)
+    finally:
+        store.close()
     out = open(args.out, "w", newline="", encoding="utf-8") if args.out else sys.stdout
     try:
         result = review_export.WRITERS[args.format](rows, out)
@@ -176,6 +182,18 @@ def listen_hooks(path: Path | None, settings):
             announcer.announce(client, devices)
 
     return after_commit, notifier.close
+
+
+def _database_arguments(parser, default_db: str) -> None:
+    parser.add_argument("--db", default=default_db,
+                        help="a SQLite file, or a PostgreSQL URI postgresql://USER@HOST:PORT/DBNAME "
+                             "(default $NV_BASE_DB, else naturevision.db)")
+    parser.add_argument("--db-password-file", type=Path,
+                        help="PostgreSQL: a file holding the password (else PGPASSWORD, ~/.pgpass, or the URI)")
+
+
+def _store(args: argparse.Namespace) -> Store:
+    return Store(args.db, password=read_password(args.db_password_file))
 
 
 def _config(path: Path | None) -> BaseConfig:

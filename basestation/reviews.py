@@ -5,6 +5,9 @@ A target is either one detection (by its record id) or one event (by its `event.
 event's start, update and end records). A verdict on a detection overrides its event's verdict for
 that record in the labelled export.
 
+The table is migration 5's (basestation/migrations/); the statements go through the store, which
+speaks SQLite or PostgreSQL.
+
 The labelled export (`labelled_rows`) is what `nv-convert calibrate` reads: one row per reviewed
 record; docs/web.md describes its columns.
 """
@@ -12,33 +15,16 @@ record; docs/web.md describes its columns.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from dataclasses import dataclass
 
+from basestation.store import Store
 from edge.ids import uuid7
 
 VERDICTS = ("confirmed", "false_alarm", "unsure")
 KINDS = ("detection", "event")
 PHASES = ("start", "update", "end")
 MAX_NOTE = 2000  # characters
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS reviews (
-    id          TEXT PRIMARY KEY,      -- UUIDv7: sorts by when the verdict was given
-    target_kind TEXT NOT NULL,         -- detection or event
-    target      TEXT NOT NULL,         -- the detection's id, or the event's id
-    anchor      TEXT NOT NULL,         -- a detection of the target (itself, or one phase of the event)
-    verdict     TEXT NOT NULL,         -- confirmed, false_alarm, unsure
-    note        TEXT NOT NULL,
-    reviewer    TEXT NOT NULL,         -- the account that gave it
-    time        REAL NOT NULL          -- unix time
-);
-CREATE INDEX IF NOT EXISTS reviews_target ON reviews (target, id);
--- The records of one event share device and time (the event's start): this finds them.
-CREATE INDEX IF NOT EXISTS detections_device_time ON detections (device, time);
-"""
-
 
 class ReviewError(Exception):
     """A review that cannot be kept; the message says why."""
@@ -60,16 +46,12 @@ class Review:
                 "note": self.note, "reviewer": self.reviewer, "time": _iso(self.time)}
 
 
-def create_tables(db: sqlite3.Connection) -> None:
-    db.executescript(SCHEMA)
-
-
 def event_id(record: dict) -> str | None:
     event = record.get("event")
     return event.get("id") if isinstance(event, dict) else None
 
 
-def add_review(db: sqlite3.Connection, *, target_kind: str, target: str, verdict: str, note: str, reviewer: str,
+def add_review(store: Store, *, target_kind: str, target: str, verdict: str, note: str, reviewer: str,
                anchor: str | None = None) -> Review:
     """Keep one verdict. The target must exist: a detection id that is stored, or an event id one of
     whose records is (`anchor`, when given, names that record and spares a search)."""
@@ -79,29 +61,29 @@ def add_review(db: sqlite3.Connection, *, target_kind: str, target: str, verdict
         raise ReviewError(f"verdict {verdict!r}: one of {', '.join(VERDICTS)}")
     if not isinstance(note, str) or len(note) > MAX_NOTE:
         raise ReviewError(f"note: text of at most {MAX_NOTE} characters")
-    anchor = _anchor(db, target_kind, target, anchor)
+    anchor = _anchor(store, target_kind, target, anchor)
     review = Review(uuid7(), target_kind, target, anchor, verdict, note.strip(), reviewer, time.time())
-    db.execute("INSERT INTO reviews (id, target_kind, target, anchor, verdict, note, reviewer, time) "
+    store.execute("INSERT INTO reviews (id, target_kind, target, anchor, verdict, note, reviewer, time) "
                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                (review.id, review.target_kind, review.target, review.anchor, review.verdict, review.note,
                 review.reviewer, review.time))
     return review
 
 
-def _anchor(db: sqlite3.Connection, target_kind: str, target: str, anchor: str | None) -> str:
+def _anchor(store: Store, target_kind: str, target: str, anchor: str | None) -> str:
     if not isinstance(target, str) or not target or len(target) > 64:
         raise ReviewError("target: a detection or event id")
     if target_kind == "event" and isinstance(anchor, str):
-        row = db.execute("SELECT record FROM detections WHERE id = ?", (anchor,)).fetchone()
+        row = store.execute("SELECT record FROM detections WHERE id = ?", (anchor,)).fetchone()
         if row is None or event_id(json.loads(row[0])) != target:
             raise ReviewError(f"anchor {anchor}: not a stored record of event {target}")
         return anchor
     if target_kind == "detection":
-        if db.execute("SELECT 1 FROM detections WHERE id = ?", (target,)).fetchone() is None:
+        if store.execute("SELECT 1 FROM detections WHERE id = ?", (target,)).fetchone() is None:
             raise ReviewError(f"detection {target}: not stored here")
         return target
     # An event id appears only inside its records' JSON; LIKE finds candidates, the JSON decides.
-    for row_id, record in db.execute("SELECT id, record FROM detections WHERE record LIKE ? ORDER BY received DESC",
+    for row_id, record in store.execute("SELECT id, record FROM detections WHERE record LIKE ? ORDER BY received DESC",
                                      (f'%"{_like(target)}"%',)):
         if event_id(json.loads(record)) == target:
             return row_id
@@ -112,35 +94,34 @@ def _like(text: str) -> str:
     return text.replace("%", "").replace("_", "").replace('"', "")
 
 
-def history(db: sqlite3.Connection, targets: list[str]) -> dict[str, list[Review]]:
+def history(store: Store, targets: list[str]) -> dict[str, list[Review]]:
     """Every verdict given on each target, oldest first."""
     found: dict[str, list[Review]] = {t: [] for t in targets}
     for i in range(0, len(targets), 500):
         chunk = targets[i:i + 500]
         marks = ",".join("?" * len(chunk))
-        for row in db.execute(f"SELECT id, target_kind, target, anchor, verdict, note, reviewer, time FROM reviews "
+        for row in store.execute(f"SELECT id, target_kind, target, anchor, verdict, note, reviewer, time FROM reviews "
                               f"WHERE target IN ({marks}) ORDER BY time, rowid", chunk):
             found[row[2]].append(Review(*row))
     return found
 
 
-def latest(db: sqlite3.Connection, targets: list[str]) -> dict[str, Review]:
-    return {t: reviews[-1] for t, reviews in history(db, targets).items() if reviews}
+def latest(store: Store, targets: list[str]) -> dict[str, Review]:
+    return {t: reviews[-1] for t, reviews in history(store, targets).items() if reviews}
 
 
-def event_records(db: sqlite3.Connection, anchor: str) -> list[sqlite3.Row]:
+def event_records(store: Store, anchor: str) -> list:
     """Every stored record of the event that `anchor` (one of its records) belongs to, by time received;
     just the anchor when it is not an event record."""
-    cur = db.cursor()
-    cur.row_factory = sqlite3.Row
-    row = cur.execute("SELECT * FROM detections WHERE id = ?", (anchor,)).fetchone()
-    if row is None:
+    found = store.query("SELECT * FROM detections WHERE id = ?", (anchor,))
+    if not found:
         return []
+    row = found[0]
     eid = event_id(json.loads(row["record"]))
     if eid is None:
         return [row]
-    rows = cur.execute("SELECT * FROM detections WHERE device = ? AND time = ? ORDER BY received, id",
-                       (row["device"], row["time"])).fetchall()
+    rows = store.query("SELECT * FROM detections WHERE device = ? AND time = ? ORDER BY received, id",
+                       (row["device"], row["time"]))
     found = [(r, json.loads(r["record"])["event"]) for r in rows if event_id(json.loads(r["record"])) == eid]
     found.sort(key=lambda pair: (PHASES.index(pair[1].get("phase")) if pair[1].get("phase") in PHASES else 1,
                                  pair[1].get("duration_s") or 0))  # received together, they still sort in order
@@ -154,19 +135,19 @@ LABELLED_COLUMNS = ("record_id", "device", "time", "kind", "source", "label", "s
                     "reviewed_at", "verdict_on")
 
 
-def labelled_rows(db: sqlite3.Connection) -> list[dict]:
+def labelled_rows(store: Store) -> list[dict]:
     """One row per reviewed record, oldest capture first: the record's figures and its verdict (its own,
     else its event's). `scores` is a label → score object."""
     newest: dict[str, Review] = {}
     # time, then rowid: verdicts given within one clock tick keep the order they were given in (two UUIDv7s
     # of one millisecond do not sort by time)
-    for row in db.execute("SELECT id, target_kind, target, anchor, verdict, note, reviewer, time FROM reviews "
+    for row in store.execute("SELECT id, target_kind, target, anchor, verdict, note, reviewer, time FROM reviews "
                           "ORDER BY time, rowid"):
         newest[row[2]] = Review(*row)
     rows: dict[str, dict] = {}
     own: set[str] = set()
     for review in sorted(newest.values(), key=lambda r: r.target_kind == "detection"):  # events first, then overrides
-        for record_row in event_records(db, review.anchor):
+        for record_row in event_records(store, review.anchor):
             if review.target_kind == "detection" and record_row["id"] != review.target:
                 continue
             if review.target_kind == "event" and record_row["id"] in own:
@@ -178,7 +159,7 @@ def labelled_rows(db: sqlite3.Connection) -> list[dict]:
     return sorted(rows.values(), key=lambda r: (r["time"], order[r["record_id"]]))
 
 
-def _labelled(row: sqlite3.Row, review: Review) -> dict:
+def _labelled(row, review: Review) -> dict:
     record = json.loads(row["record"])
     model = record.get("model") or {}
     event = record.get("event") if isinstance(record.get("event"), dict) else {}

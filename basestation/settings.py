@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from basestation.baseconfig import WEB_SECTIONS  # the same file's other sections, read by baseconfig
+from basestation.baseconfig import WEB_SECTIONS
+from basestation.database import is_dsn  # the same file's other sections, read by baseconfig
 
 DEFAULT_PATH = Path(os.environ.get("NV_BASE_SETTINGS", "/etc/naturevision/base.toml"))
 RELOADS = ("auto", "systemctl", "pid_file", "none")
@@ -47,9 +48,11 @@ class Settings:
     reload: str  # how mosquitto is told to re-read them: auto | systemctl | pid_file | none
     pid_file: Path | None
     service: str  # the systemd unit reloaded with reload = "systemctl" (or "auto" under systemd)
-    db: Path  # the store `nv-base listen` writes: units are recorded there, `unit list` reads last heard
+    db: Path | str  # the store `nv-base listen` writes (a SQLite file or a PostgreSQL URI): units are
+    # recorded there, `unit list` reads last heard
     tls: Tls | None = None
     template: Path | None = None  # a unit config without [device] and [mqtt]: the rest of every edge.toml
+    db_password_file: Path | None = None  # PostgreSQL: the file holding the password of `db`
 
 
 def load_settings(path: str | Path) -> Settings:
@@ -91,7 +94,8 @@ class _Reader:
         host = self.get(b, "broker.host", str)
         if any(c.isspace() or c in "\"'\\/" for c in host):
             raise self.fail("broker.host", f"got {host!r}", "a host name or address, as in the broker's certificate")
-        s = self.keys(data["store"], "store", required=("db",))
+        s = self.keys(data["store"], "store", required=("db",), optional=("password_file",))
+        db = self.get(s, "store.db", str)
         u = self.keys(data.get("units", {}), "units", optional=("template",))
         return Settings(
             path=self.path, host=host, port=port,
@@ -100,7 +104,9 @@ class _Reader:
                                          "(mosquitto_passwd -c FILE nv-base)"),
             acl_file=self.file(b, "broker.acl_file", hint="mosquitto's acl_file (systemd/mosquitto/naturevision.acl)"),
             reload=reload, pid_file=pid_file, service=self.get(b, "broker.service", str, "mosquitto"),
-            db=self.file(s, "store.db", must_exist=False), tls=tls,
+            db=db if is_dsn(db) else self.file(s, "store.db", must_exist=False), tls=tls,
+            db_password_file=self.file(s, "store.password_file", hint="a file holding the database password")
+            if "password_file" in s else None,
             template=self.file(u, "units.template", hint="a unit config without [device] and [mqtt]")
             if "template" in u else None,
         )

@@ -26,6 +26,7 @@ from basestation.database import StoreError, connect, shown
 from basestation.dialects import Window
 from basestation.migrate import migrate
 from basestation.payloads import Accepted, DeadLetter
+from basestation.places import area_centre
 
 __all__ = ["MAX_DEAD_LETTERS", "Saved", "Store", "StoreError"]
 
@@ -160,7 +161,7 @@ class Store:
 
     def _detection(self, item: Accepted, now: float, saved: Saved) -> None:
         r = item.value
-        geo = r.get("geo") or {}
+        geo = r.get("geo") or area_centre(r.get("area")) or {}
         cur = self.db.execute(
             self.dialect.sql(f"INSERT INTO detections ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                              "ON CONFLICT DO NOTHING"),
@@ -268,6 +269,17 @@ class Store:
 
     def dead_letters(self, limit: int) -> list:
         return self._rows("SELECT * FROM dead_letters ORDER BY seq DESC LIMIT ?", (limit,))
+
+    # -- the page's own statements (accounts, reviews, evidence, units): one statement each, committed
+    # at once; `?` placeholders, turned into the driver's by the dialect
+
+    def execute(self, sql: str, args: tuple | list = ()):
+        """Run one statement; the cursor (fetchone() gives a tuple, rowcount what it changed)."""
+        return self.db.execute(self.dialect.sql(sql), args)
+
+    def query(self, sql: str, args: tuple | list = ()) -> list:
+        """Rows as mappings (row["name"]), the same on both databases."""
+        return self._rows(sql, tuple(args))
 
     def _rows(self, sql: str, args: tuple) -> list:
         try:

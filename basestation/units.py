@@ -14,28 +14,18 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from basestation import certificates, mosquitto
+from basestation.database import is_dsn, read_password
 from basestation.settings import Settings
 from basestation.store import Store
 from basestation.unit_archive import Secrets, write_archive
 
 # As edge/config/sections.py DEVICE_ID: the unit's device id, MQTT user name and topic level.
 UNIT_NAME = re.compile(r"[a-z0-9_-]{1,64}")
-UNITS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS units (
-    name          TEXT PRIMARY KEY,
-    access        TEXT NOT NULL,     -- active / revoked
-    added         REAL NOT NULL,     -- unix time of the last `unit add`
-    changed       REAL NOT NULL,     -- unix time of the last add or revoke
-    serial        TEXT,              -- its current client certificate (hex), NULL without client certificates
-    cert_expires  TEXT               -- that certificate's last day (ISO 8601)
-);
-"""
 
 
 class UnitError(Exception):
@@ -93,12 +83,13 @@ def add(settings: Settings, name: str, *, force: bool, out_dir: Path) -> list[st
         if issued is not None:
             done.append(f"wrote the CRL {tls.crl} (next update {certificates.write_crl(tls)})")
         now = time.time()
-        store.db.execute("INSERT INTO units VALUES (?, 'active', ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
-                         "access = 'active', added = excluded.added, changed = excluded.changed, "
-                         "serial = excluded.serial, cert_expires = excluded.cert_expires",
-                         (name, now, now, issued and issued.serial, issued and issued.not_after))
+        store.execute("INSERT INTO units (name, access, added, changed, serial, cert_expires) "
+                      "VALUES (?, 'active', ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                      "access = 'active', added = excluded.added, changed = excluded.changed, "
+                      "serial = excluded.serial, cert_expires = excluded.cert_expires",
+                      (name, now, now, issued and issued.serial, issued and issued.not_after))
     finally:
-        _close(store, Path(settings.db))
+        _close(store, settings.db)
     done.append(f"ACL: nothing to add, its pattern lines give {name} naturevision/{name}/ ({settings.acl_file})")
     done.append(mosquitto.reload(settings))
     return done
@@ -126,11 +117,11 @@ def revoke(settings: Settings, name: str) -> list[str]:
         if serials:
             done.append(f"wrote the CRL {settings.tls.crl} (next update {certificates.write_crl(settings.tls)})")
         now = time.time()
-        store.db.execute("INSERT INTO units (name, access, added, changed) VALUES (?, 'revoked', ?, ?) "
-                         "ON CONFLICT(name) DO UPDATE SET access = 'revoked', changed = excluded.changed",
-                         (name, now, now))
+        store.execute("INSERT INTO units (name, access, added, changed) VALUES (?, 'revoked', ?, ?) "
+                      "ON CONFLICT (name) DO UPDATE SET access = 'revoked', changed = excluded.changed",
+                      (name, now, now))
     finally:
-        _close(store, Path(settings.db))
+        _close(store, settings.db)
     done.append(mosquitto.reload(settings))
     return done
 
@@ -157,7 +148,7 @@ def rows(settings: Settings) -> list[UnitRow]:
         units = {r["name"]: r for r in _query(store, "SELECT * FROM units", ())}
         heard = {d["device"]: d for d in store.devices()}
     finally:
-        _close(store, Path(settings.db))
+        _close(store, settings.db)
     found = []
     for name in sorted(set(units) | in_passwd | set(heard)):
         unit, device = units.get(name), heard.get(name)
@@ -184,22 +175,22 @@ def _unit(store: Store, name: str):
     return found[0] if found else None
 
 
-def _query(store: Store, sql: str, args: tuple) -> list[sqlite3.Row]:
-    cur = store.db.cursor()
-    cur.row_factory = sqlite3.Row
-    return cur.execute(sql, args).fetchall()
+def _query(store: Store, sql: str, args: tuple) -> list:
+    return store.query(sql, args)
 
 
 def _open(settings: Settings) -> Store:
-    store = Store(settings.db)
-    store.db.executescript(UNITS_SCHEMA)
-    return store
+    """The store [store] db names: a SQLite file or a PostgreSQL URI (its `units` table is migration 7's)."""
+    return Store(settings.db, password=read_password(settings.db_password_file))
 
 
-def _close(store: Store, db: Path) -> None:
-    """Close, and give files we (root) created back to the owner of their folder: the listener runs as
-    naturevision and could not write a database, or its WAL, that root made."""
+def _close(store: Store, where: str | Path) -> None:
+    """Close, and give SQLite files we (root) created back to the owner of their folder: the listener
+    runs as naturevision and could not write a database, or its WAL, that root made."""
     store.close()
+    if is_dsn(where):
+        return
+    db = Path(where)
     owner = db.parent.stat()
     if os.geteuid() != 0 or owner.st_uid == 0:
         return

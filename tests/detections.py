@@ -53,3 +53,13 @@ def event_phases(device: str, *, minutes: float = 42.0) -> list[dict]:
     kept = [events[0], events[1], events[-1]]  # start, the first update, end
     return [event_record(e, kind="audio", source="mic0", device=device, model=MODEL, rules=rules, origin=None,
                          labels=("background", "excavator")) for e in kept]
+
+
+def area_detection(device: str, n: int, *, west: float = -59.70, south: float = -3.60, size: float = 0.02) -> dict:
+    """A drone scan's record of one mining area (schema 1.4 `area`, as edge/survey/records.py makes it):
+    no `geo`, a square polygon `size` degrees wide from (west, south), counter-clockwise and closed."""
+    record = detection(device, n, alert=True, geo=False)
+    ring = [[west, south], [west + size, south], [west + size, south + size], [west, south + size], [west, south]]
+    record["area"] = {"polygon": [[round(x, 6), round(y, 6)] for x, y in ring], "hectares": 49.3, "tiles": 3,
+                      "peak_score": record["score"]}
+    return record

@@ -47,20 +47,27 @@ def config():
 @blueprint.get("/detections")
 @requires("read-only")
 def detections():
-    return jsonify(queries.records(g.db, queries.filters_from(request.args)))
+    return jsonify(queries.records(g.store, queries.filters_from(request.args)))
+
+
+@blueprint.get("/map")
+@requires("read-only")
+def map_box():
+    west, south, east, north, limit = queries.box_from(request.args)
+    return jsonify(queries.in_box(g.store, west, south, east, north, limit))
 
 
 @blueprint.get("/detections/<detection_id>")
 @requires("read-only")
 def detection(detection_id: str):
-    found = queries.detail(g.db, detection_id)
+    found = queries.detail(g.store, detection_id)
     return jsonify(found) if found else _not_found(f"detection {detection_id}")
 
 
 @blueprint.get("/detections/<detection_id>/series")
 @requires("read-only")
 def series(detection_id: str):
-    found = queries.series(g.db, detection_id)
+    found = queries.series(g.store, detection_id)
     return jsonify(found) if found else _not_found(f"detection {detection_id}")
 
 
@@ -79,20 +86,20 @@ def audio(detection_id: str):
 @blueprint.get("/units")
 @requires("read-only")
 def units():
-    return jsonify(units=queries.units(g.db), now=time.time())
+    return jsonify(units=queries.units(g.store), now=time.time())
 
 
 @blueprint.get("/facets")
 @requires("read-only")
 def facets():
-    return jsonify(queries.facets(g.db))
+    return jsonify(queries.facets(g.store))
 
 
 @blueprint.get("/reviews")
 @requires("read-only")
 def review_history():
     target = request.args.get("target", "")
-    return jsonify(reviews=[r.as_json() for r in reviews.history(g.db, [target])[target]])
+    return jsonify(reviews=[r.as_json() for r in reviews.history(g.store, [target])[target]])
 
 
 @blueprint.post("/reviews")
@@ -102,7 +109,7 @@ def review():
     if not isinstance(body, dict):
         return jsonify(error="send a JSON object: target_kind, target, verdict, note"), 400
     try:
-        kept = reviews.add_review(g.db, target_kind=body.get("target_kind"), target=body.get("target"),
+        kept = reviews.add_review(g.store, target_kind=body.get("target_kind"), target=body.get("target"),
                                   verdict=body.get("verdict"), note=body.get("note") or "", reviewer=g.session.name,
                                   anchor=body.get("anchor"))
     except ReviewError as exc:
@@ -116,7 +123,7 @@ def export_reviews(fmt: str):
     if fmt not in review_export.WRITERS:
         return _not_found(f"format {fmt} (csv, json, geojson)")
     out = io.StringIO()
-    review_export.WRITERS[fmt](reviews.labelled_rows(g.db), out)
+    review_export.WRITERS[fmt](reviews.labelled_rows(g.store), out)
     return _download(out.getvalue(), f"naturevision-reviews.{fmt}", review_export.MEDIA_TYPES[fmt])
 
 
@@ -125,7 +132,7 @@ def export_reviews(fmt: str):
 def export_detections(fmt: str):
     if fmt not in ("csv", "geojson"):
         return _not_found(f"format {fmt} (csv, geojson)")
-    rows = queries.all_detections(g.db, alerts_only=request.args.get("alerts") in ("1", "true", "on"))
+    rows = g.store.detections(alerts_only=request.args.get("alerts") in ("1", "true", "on"))
     out = io.StringIO()
     (detections_csv if fmt == "csv" else detections_geojson)(rows, out)
     return _download(out.getvalue(), f"naturevision-detections.{fmt}",
@@ -135,11 +142,11 @@ def export_detections(fmt: str):
 @blueprint.get("/users")
 @requires("admin")
 def users():
-    return jsonify(users=[{"name": n, "role": r, "created": c} for n, r, c in accounts.users(g.db)])
+    return jsonify(users=[{"name": n, "role": r, "created": c} for n, r, c in accounts.users(g.store)])
 
 
 def _blob(table: str, detection_id: str):
-    found = queries.blob(g.db, table, detection_id)
+    found = queries.blob(g.store, table, detection_id)
     if found is None:
         return _not_found(f"{table[:-1].replace('_', ' ')} of {detection_id}")
     data, mime = found

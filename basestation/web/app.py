@@ -8,13 +8,11 @@ picture) is served from the paths in the config. docs/web.md describes the page 
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from pathlib import Path
 
 from flask import Flask, abort, g, redirect, render_template, send_file, send_from_directory
 
-from basestation import accounts, evidence, reviews
 from basestation.baseconfig import ServeConfig
 from basestation.store import Store
 from basestation.web import api, auth
@@ -26,27 +24,22 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "frame-ancestors 'none'")
 
 
-def open_database(path: Path) -> sqlite3.Connection:
-    """The store's connection, with the tables the page adds (accounts, reviews, audio segments)."""
-    store = Store(path)
-    for module in (accounts, reviews, evidence):
-        module.create_tables(store.db)
-    return store.db
-
-
-def create_app(db_path: Path, config: ServeConfig | None = None) -> Flask:
+def create_app(where: str | Path, config: ServeConfig | None = None, *, password: str | None = None) -> Flask:
+    """The page on the store at `where`: a SQLite file or a PostgreSQL URI (its tables, the page's
+    included, are the migrations'; opening the store applies those it lacks)."""
     config = config or ServeConfig()
-    open_database(db_path).close()  # tables exist before the first request; each thread opens its own
+    Store(where, password=password).close()  # migrated before the first request; each thread opens its own
     app = Flask(__name__, static_folder=str(HERE / "static"), template_folder=str(HERE / "templates"))
-    app.config.update(NV_DB=Path(db_path), NV_SERVE=config, MAX_CONTENT_LENGTH=64 * 1024,
+    app.config.update(NV_DB=where, NV_SERVE=config, MAX_CONTENT_LENGTH=64 * 1024,
                       NV_TILE_TYPE=_tile_type(config.tiles), JSON_SORT_KEYS=False)
     local = threading.local()
 
     @app.before_request
     def _connect():
-        if getattr(local, "db", None) is None:
-            local.db = open_database(db_path)
-        g.db = local.db
+        # a PostgreSQL connection the server dropped (a restart) is opened again on the next request
+        if getattr(local, "store", None) is None or getattr(local.store.db, "closed", False):
+            local.store = Store(where, password=password)
+        g.store = local.store
 
     @app.after_request
     def _headers(response):

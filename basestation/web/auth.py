@@ -32,7 +32,7 @@ blueprint = Blueprint("auth", __name__)
 def install(app: Flask) -> None:
     @app.before_request
     def _session_and_csrf():
-        g.session = accounts.session(g.db, request.cookies.get(SESSION_COOKIE))
+        g.session = accounts.session(g.store, request.cookies.get(SESSION_COOKIE))
         if request.method in SAFE_METHODS or request.endpoint == "auth.login":
             return None
         if not _same_origin():
@@ -72,13 +72,13 @@ def login():
     name = request.form.get("name", "").strip()
     password = request.form.get("password", "")
     address = request.remote_addr or "?"
-    wait = accounts.retry_after(g.db, name, address)
+    wait = accounts.retry_after(g.store, name, address)
     if wait > 0:
         minutes = math.ceil(wait / 60)
         response = _login_page(f"Too many failed logins. Try again in {minutes} minute{'s' if minutes > 1 else ''}.", 429)
         response.headers["Retry-After"] = str(math.ceil(wait))
         return response
-    opened = accounts.log_in(g.db, name, password, address)
+    opened = accounts.log_in(g.store, name, password, address)
     if opened is None:
         return _login_page("Wrong name or password.", 401)
     token, _ = opened
@@ -91,7 +91,7 @@ def login():
 
 @blueprint.post("/logout")
 def logout():
-    accounts.log_out(g.db, request.cookies.get(SESSION_COOKIE))
+    accounts.log_out(g.store, request.cookies.get(SESSION_COOKIE))
     response = redirect("/login")
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Strict", secure=_secure())
     return response

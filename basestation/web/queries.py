@@ -8,12 +8,12 @@ updates and end); any other record is an event of its own. `group` is that key.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from basestation import reviews
+from basestation.store import Store
 
 MAX_LIMIT = 1000
 OVERLAP_S = 10.0  # `since` looks this far back: a worker that commits late must not be missed
@@ -62,41 +62,65 @@ def _normal_time(value: str | None, key: str) -> str | None:
         raise BadRequest(f"{key}: an ISO 8601 UTC time such as 2026-05-01T16:00:00Z") from None
 
 
-def records(db: sqlite3.Connection, f: Filters) -> dict:
-    """Record summaries, newest received first, and the cursor to poll with next (`since`)."""
-    where, args = ["1 = 1"], []
-    if f.unit:
-        where.append("device = ?")
-        args.append(f.unit)
-    if f.label:
-        where.append("label = ?")
-        args.append(f.label)
-    if f.start:
-        where.append("time >= ?")
-        args.append(f.start)
-    if f.end:
-        where.append("time <= ?")
-        args.append(f.end)
-    if f.alerts_only:
-        where.append("alert = 1")
-    if f.since is not None:
-        where.append("received > ?")
-        args.append(f.since - OVERLAP_S)
+def records(store: Store, f: Filters) -> dict:
+    """Record summaries and the cursor to poll with next (`since`). The first page is the event list's
+    (Store.events: newest capture time first); a poll gives what arrived since, newest received first."""
     now = time.time()
-    rows = _rows(db, f"SELECT * FROM detections WHERE {' AND '.join(where)} ORDER BY received DESC, time DESC, id DESC LIMIT ?",
-                 (*args, f.limit))
-    items = [summary(row) for row in rows]
-    verdicts = reviews.latest(db, sorted({i["group"] for i in items} | {i["id"] for i in items}))
-    thumbs = _present(db, "thumbnails", [i["id"] for i in items])
-    for item in items:
-        review = verdicts.get(item["id"]) or verdicts.get(item["group"])
-        item["verdict"] = review.verdict if review else None
-        item["thumbnail"] = item["id"] in thumbs
+    if f.since is None:
+        rows = store.events(device=f.unit, label=f.label, alert=True if f.alerts_only else None, since=f.start,
+                            until=None if f.end is None else _iso(_unix(f.end) + 0.001),  # `to` is inclusive
+                            limit=f.limit)
+    else:
+        rows = _arrived(store, f)
+    items = _summaries(store, rows)
     cursor = max((row["received"] for row in rows), default=f.since if f.since is not None else now)
     return {"records": items, "cursor": cursor, "now": now}
 
 
-def summary(row: sqlite3.Row) -> dict:
+def in_box(store: Store, west: float, south: float, east: float, north: float, limit: int) -> dict:
+    """The map's box query (Store.in_box): located records inside the box, newest capture time first."""
+    try:
+        rows = store.in_box(west, south, east, north, limit=limit)
+    except ValueError as exc:
+        raise BadRequest(f"box: {exc}") from None
+    return {"records": _summaries(store, rows), "now": time.time()}
+
+
+def box_from(args) -> tuple[float, float, float, float, int]:
+    """(west, south, east, north, limit) from `box=W,S,E,N` and `limit`."""
+    try:
+        west, south, east, north = (float(v) for v in args.get("box", "").split(","))
+        limit = int(args.get("limit") or 500)
+    except ValueError:
+        raise BadRequest("box: WEST,SOUTH,EAST,NORTH in degrees, and limit a whole number") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise BadRequest(f"limit: from 1 to {MAX_LIMIT}")
+    return west, south, east, north, limit
+
+
+def _arrived(store: Store, f: Filters) -> list:
+    """What was received after `f.since` (less OVERLAP_S), with the filters."""
+    conditions = (("device = ?", f.unit), ("label = ?", f.label), ("time >= ?", f.start), ("time <= ?", f.end),
+                  ("alert = ?", 1 if f.alerts_only else None), ("received > ?", f.since - OVERLAP_S))
+    used = [(condition, value) for condition, value in conditions if value is not None]
+    where = " AND ".join(condition for condition, _ in used)
+    return store.query(f"SELECT * FROM detections WHERE {where} ORDER BY received DESC, time DESC, id DESC LIMIT ?",
+                       (*(value for _, value in used), f.limit))
+
+
+def _summaries(store: Store, rows: list) -> list[dict]:
+    """Summaries with the newest verdict (of the record, else its event) and whether a thumbnail came."""
+    items = [summary(row) for row in rows]
+    verdicts = reviews.latest(store, sorted({i["group"] for i in items} | {i["id"] for i in items}))
+    thumbs = _present(store, "thumbnails", [i["id"] for i in items])
+    for item in items:
+        review = verdicts.get(item["id"]) or verdicts.get(item["group"])
+        item["verdict"] = review.verdict if review else None
+        item["thumbnail"] = item["id"] in thumbs
+    return items
+
+
+def summary(row) -> dict:
     record = json.loads(row["record"])
     event = record.get("event") if isinstance(record.get("event"), dict) else None
     return {
@@ -107,28 +131,36 @@ def summary(row: sqlite3.Row) -> dict:
         "event": None if event is None else {k: event.get(k) for k in ("id", "phase", "start", "end", "duration_s",
                                                                         "peak_score", "windows")},
         "tiled": isinstance(record.get("tiles"), dict),
+        "area": _area(record.get("area")),
     }
 
 
-def detail(db: sqlite3.Connection, detection_id: str) -> dict | None:
+def _area(area) -> dict | None:
+    """A drone scan's mining area (records schema 1.4): its polygon ([lon, lat] pairs) and figures."""
+    if not isinstance(area, dict) or not isinstance(area.get("polygon"), list):
+        return None
+    return {k: area.get(k) for k in ("polygon", "hectares", "tiles", "peak_score")}
+
+
+def detail(store: Store, detection_id: str) -> dict | None:
     """One record in full, with what the evidence panel shows and the verdicts given on it."""
-    rows = _rows(db, "SELECT * FROM detections WHERE id = ?", (detection_id,))
+    rows = store.query("SELECT * FROM detections WHERE id = ?", (detection_id,))
     if not rows:
         return None
     item = summary(rows[0])
     item["record"] = json.loads(rows[0]["record"])
-    item["thumbnail"] = bool(_present(db, "thumbnails", [detection_id]))
-    item["audio"] = bool(_present(db, "audio_segments", [detection_id]))
+    item["thumbnail"] = bool(_present(store, "thumbnails", [detection_id]))
+    item["audio"] = bool(_present(store, "audio_segments", [detection_id]))
     targets = [detection_id] + ([item["group"]] if item["group"] != detection_id else [])
-    item["reviews"] = [r.as_json() for t, rs in reviews.history(db, targets).items() for r in rs]
+    item["reviews"] = [r.as_json() for t, rs in reviews.history(store, targets).items() for r in rs]
     item["reviews"].sort(key=lambda r: r["id"])
     return item
 
 
-def series(db: sqlite3.Connection, detection_id: str) -> dict | None:
+def series(store: Store, detection_id: str) -> dict | None:
     """Scores over time: an event's records, or, for a lone detection, the same unit's records of the
     same model within an hour either side."""
-    event_rows = reviews.event_records(db, detection_id)
+    event_rows = reviews.event_records(store, detection_id)
     if not event_rows:
         return None
     anchor = next(r for r in event_rows if r["id"] == detection_id)
@@ -140,7 +172,7 @@ def series(db: sqlite3.Connection, detection_id: str) -> dict | None:
                            "mean": event.get("mean_score"), "phase": event.get("phase")})
         return {"what": "event", "label": anchor["label"], "points": points}
     centre = _unix(anchor["time"])
-    rows = _rows(db, "SELECT * FROM detections WHERE device = ? AND time >= ? AND time <= ? AND score IS NOT NULL "
+    rows = store.query("SELECT * FROM detections WHERE device = ? AND time >= ? AND time <= ? AND score IS NOT NULL "
                      "ORDER BY time, id LIMIT 2000",
                  (anchor["device"], _iso(centre - SERIES_WINDOW_S), _iso(centre + SERIES_WINDOW_S)))
     model = (json.loads(anchor["record"]).get("model") or {}).get("sha256")
@@ -154,12 +186,12 @@ def series(db: sqlite3.Connection, detection_id: str) -> dict | None:
     return {"what": "unit", "label": anchor["label"], "points": points}
 
 
-def units(db: sqlite3.Connection) -> list[dict]:
+def units(store: Store) -> list[dict]:
     """Every unit the base station has heard of: its state, the health it last sent, where its latest
     located record was."""
     now = time.time()
     found = []
-    for d in _rows(db, "SELECT * FROM devices ORDER BY device", ()):
+    for d in store.query("SELECT * FROM devices ORDER BY device", ()):
         h = json.loads(d["health"]) if d["health"] else {}
         box = h.get("outbox") or {}
         clock = h.get("clock") or {}
@@ -169,50 +201,39 @@ def units(db: sqlite3.Connection) -> list[dict]:
             "outbox_depth": box.get("depth"), "outbox_oldest_s": box.get("oldest_age_s"),
             "clock_synchronized": clock.get("synchronized"), "disk_free_bytes": h.get("disk_free_bytes"),
             "cpu_temp_c": h.get("cpu_temp_c"), "software": h.get("software"), "health_time": d["health_time"],
-            "position": _position(db, d["device"]),
+            "position": _position(store, d["device"]),
         })
     return found
 
 
-def facets(db: sqlite3.Connection) -> dict:
+def facets(store: Store) -> dict:
     """The values the filters offer: units and labels seen."""
-    return {"units": [r[0] for r in db.execute("SELECT DISTINCT device FROM detections ORDER BY device")],
-            "labels": [r[0] for r in db.execute("SELECT DISTINCT label FROM detections WHERE label IS NOT NULL "
-                                                "ORDER BY label")]}
+    return {"units": [r[0] for r in store.execute("SELECT DISTINCT device FROM detections ORDER BY device")],
+            "labels": [r[0] for r in store.execute("SELECT DISTINCT label FROM detections WHERE label IS NOT NULL "
+                                                   "ORDER BY label")]}
 
 
-def all_detections(db: sqlite3.Connection, *, alerts_only: bool = False) -> list[sqlite3.Row]:
-    """What `nv-base export` writes, in capture order."""
-    return _rows(db, f"SELECT * FROM detections {'WHERE alert = 1' if alerts_only else ''} ORDER BY time, id", ())
-
-
-def blob(db: sqlite3.Connection, table: str, detection_id: str) -> tuple[bytes, str] | None:
+def blob(store: Store, table: str, detection_id: str) -> tuple[bytes, str] | None:
     if table == "thumbnails":
-        row = db.execute("SELECT jpeg, 'image/jpeg' FROM thumbnails WHERE id = ?", (detection_id,)).fetchone()
+        row = store.execute("SELECT jpeg, 'image/jpeg' FROM thumbnails WHERE id = ?", (detection_id,)).fetchone()
     else:
-        row = db.execute("SELECT data, mime FROM audio_segments WHERE id = ?", (detection_id,)).fetchone()
+        row = store.execute("SELECT data, mime FROM audio_segments WHERE id = ?", (detection_id,)).fetchone()
     return None if row is None else (bytes(row[0]), row[1])
 
 
-def _position(db: sqlite3.Connection, device: str) -> dict | None:
-    row = db.execute("SELECT lat, lon, time FROM detections WHERE device = ? AND lat IS NOT NULL AND lon IS NOT NULL "
-                     "ORDER BY received DESC LIMIT 1", (device,)).fetchone()
+def _position(store: Store, device: str) -> dict | None:
+    row = store.execute("SELECT lat, lon, time FROM detections WHERE device = ? AND lat IS NOT NULL AND lon IS NOT NULL "
+                        "ORDER BY received DESC LIMIT 1", (device,)).fetchone()
     return None if row is None else {"lat": row[0], "lon": row[1], "time": row[2]}
 
 
-def _present(db: sqlite3.Connection, table: str, ids: list[str]) -> set[str]:
+def _present(store: Store, table: str, ids: list[str]) -> set[str]:
     found: set[str] = set()
     for i in range(0, len(ids), 500):
         chunk = ids[i:i + 500]
         if chunk:
-            found |= {r[0] for r in db.execute(f"SELECT id FROM {table} WHERE id IN ({','.join('?' * len(chunk))})", chunk)}
+            found |= {r[0] for r in store.execute(f"SELECT id FROM {table} WHERE id IN ({','.join('?' * len(chunk))})", chunk)}
     return found
-
-
-def _rows(db: sqlite3.Connection, sql: str, args: tuple) -> list[sqlite3.Row]:
-    cur = db.cursor()
-    cur.row_factory = sqlite3.Row
-    return cur.execute(sql, args).fetchall()
 
 
 def _unix(iso: str) -> float:
@@ -221,4 +242,6 @@ def _unix(iso: str) -> float:
 
 
 def _iso(unix: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(unix)) + f".{int(unix % 1 * 1000):03d}Z"
+    """ISO 8601 UTC to the millisecond, as records write it (rounded: 7.001 s is not 7.000999… s)."""
+    ms = round(unix * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"

@@ -1,19 +1,19 @@
-"""Accounts: scrypt hashes, sessions that end, failed logins counted per name and address; `nv-base user`."""
+"""Accounts: scrypt hashes, sessions that end, failed logins counted per name and address; `nv-base user`;
+on a SQLite file and on a real PostgreSQL."""
 
 from __future__ import annotations
 
 import pytest
 from test_cli import nv_base
+from webfixtures import backend, store  # noqa: F401  (fixtures)
 
 from basestation import accounts
-from basestation.web.app import open_database
+from basestation.store import Store
 
 
 @pytest.fixture
-def db(tmp_path):
-    con = open_database(tmp_path / "b.db")
-    yield con
-    con.close()
+def db(store):
+    return store
 
 
 def test_a_session_ends_with_logout_a_new_password_or_the_account(db):
@@ -43,6 +43,8 @@ def test_failures_are_limited_per_name_and_per_address(db):
     for i in range(accounts.MAX_FAILURES_PER_NAME):
         assert accounts.retry_after(db, "ana", "10.0.0.1") == 0
         accounts.log_in(db, "ana", "wrong", "10.0.0.1")
+    failures = db.execute("SELECT name, address FROM login_failures").fetchall()
+    assert [tuple(f) for f in failures] == [("ana", "10.0.0.1")] * accounts.MAX_FAILURES_PER_NAME  # each counted
     wait = accounts.retry_after(db, "ana", "10.0.0.1")
     assert 0 < wait <= accounts.FAILURE_WINDOW_S
     import time
@@ -63,8 +65,8 @@ def test_bad_accounts_are_refused(db, name, role, password, message):
         accounts.add_user(db, name, role, password)
 
 
-def test_nv_base_user_commands(tmp_path):
-    db = tmp_path / "b.db"
+def test_nv_base_user_commands(backend, tmp_path):
+    db = backend
     (tmp_path / "pw").write_text("a-long-password\n")
     assert nv_base("user", "add", "ana", "--role", "reviewer", "--password-file", tmp_path / "pw", "--db", db).returncode == 0
     again = nv_base("user", "add", "ana", "--role", "reviewer", "--password-file", tmp_path / "pw", "--db", db)
@@ -72,7 +74,8 @@ def test_nv_base_user_commands(tmp_path):
     assert nv_base("user", "role", "ana", "admin", "--db", db).returncode == 0
     listed = nv_base("user", "list", "--db", db)
     assert listed.stdout.split() == ["ana", "admin"]
-    con = open_database(db)
+    con = Store(db)
     assert accounts.log_in(con, "ana", "a-long-password", "127.0.0.1") is not None  # the newline is not the password
     assert nv_base("user", "remove", "ana", "--db", db).returncode == 0
     assert accounts.users(con) == []
+    con.close()

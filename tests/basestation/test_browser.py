@@ -17,7 +17,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from webfixtures import PASSWORDS, ROLES, jpeg
 
 from basestation import accounts
-from basestation.web.app import open_database
+from basestation.store import Store
 from edge.delivery.outbox import Outbox
 
 
@@ -56,10 +56,10 @@ def test_a_detection_arrives_live_is_reviewed_and_exported(site, tmp_path):
     db = tmp_path / "base.db"
     listener = site.listener(db)
     listener.wait_log("listening on")
-    con = open_database(db)
+    store = Store(db)
     for name in ("ada", "rui"):
-        accounts.add_user(con, name, ROLES[name], PASSWORDS[name])
-    con.close()
+        accounts.add_user(store, name, ROLES[name], PASSWORDS[name])
+    store.close()
     overview = tmp_path / "overview.png"  # the operator's georeferenced picture of the alert's surroundings
     overview_picture(overview)
     bounds = (alert_geo["lat"] - 0.25, alert_geo["lon"] - 0.35, alert_geo["lat"] + 0.25, alert_geo["lon"] + 0.35)

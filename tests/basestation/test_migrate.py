@@ -106,7 +106,7 @@ def test_workers_starting_together_migrate_once(database):
 def one_more(monkeypatch, module) -> int:
     """Pretend the package has one more migration: what another branch adds for its own table."""
     number = migrate.latest() + 1
-    extra = migrate.Migration(number, "reviews", module)
+    extra = migrate.Migration(number, "sightings", module)
     monkeypatch.setattr(migrate, "known", lambda: (*KNOWN, extra))
     return number
 
@@ -117,22 +117,22 @@ KNOWN = migrate.known()
 def test_a_new_table_is_one_new_migration(database, monkeypatch):
     Store(database).close()  # at today's newest version, as in the field
     number = one_more(monkeypatch, SimpleNamespace(SQL="""
-        CREATE TABLE reviews (
+        CREATE TABLE sightings (
             detection  TEXT NOT NULL REFERENCES detections (id),
             verdict    TEXT NOT NULL,
             at         DOUBLE PRECISION NOT NULL
         );
-        CREATE INDEX reviews_detection ON reviews (detection);
+        CREATE INDEX sightings_detection ON sightings (detection);
     """))
     store = Store(database)
     assert migrate.version(store.db, store.dialect) == number
-    assert "verdict" in store.dialect.columns(store.db, "reviews")
+    assert "verdict" in store.dialect.columns(store.db, "sightings")
 
 
 def test_a_failing_migration_changes_nothing_and_says_which(database, monkeypatch):
     Store(database).close()
     number = one_more(monkeypatch, SimpleNamespace(SQL="CREATE TABLE half (x INTEGER);\nCREATE TABLE broken (;"))
-    with pytest.raises(StoreError, match=f"migration {number} \\(reviews\\) failed, so none was applied"):
+    with pytest.raises(StoreError, match=f"migration {number} \\(sightings\\) failed, so none was applied"):
         Store(database)
     monkeypatch.setattr(migrate, "known", lambda: KNOWN)
     store = Store(database)

@@ -1,4 +1,5 @@
-"""Reviews: history kept, the newest verdict counts, a record's own verdict overrides its event's; `nv-base reviews`."""
+"""Reviews: history kept, the newest verdict counts, a record's own verdict overrides its event's; `nv-base reviews`;
+on a SQLite file and on a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,15 +8,15 @@ import json
 
 import pytest
 from test_cli import nv_base
-from webfixtures import fill
+from webfixtures import backend, fill  # noqa: F401  (fixtures)
 
 from basestation import reviews
-from basestation.web.app import open_database
+from basestation.store import Store
 
 
-def test_labelled_rows_follow_the_newest_verdict_and_overrides(tmp_path):
-    data = fill(tmp_path / "b.db")
-    db = open_database(tmp_path / "b.db")
+def test_labelled_rows_follow_the_newest_verdict_and_overrides(backend):
+    data = fill(backend)
+    db = Store(backend)
     start, update, end = data["phases"]
     event = end["event"]["id"]
     reviews.add_review(db, target_kind="event", target=event, verdict="confirmed", note="", reviewer="ana")  # found by search
@@ -35,15 +36,15 @@ def test_labelled_rows_follow_the_newest_verdict_and_overrides(tmp_path):
                            note="", reviewer="ana")
 
 
-def test_nv_base_reviews_writes_csv_json_and_geojson(tmp_path):
-    data = fill(tmp_path / "b.db")
-    db = open_database(tmp_path / "b.db")
+def test_nv_base_reviews_writes_csv_json_and_geojson(backend, tmp_path):
+    data = fill(backend)
+    db = Store(backend)
     reviews.add_review(db, target_kind="detection", target=data["alert"]["id"], verdict="false_alarm", note="shadow",
                        reviewer="ana")
     reviews.add_review(db, target_kind="detection", target=data["frames"][2]["id"], verdict="confirmed", note="",
                        reviewer="ana")  # frame 3 has no location
     for fmt in ("csv", "json", "geojson"):
-        proc = nv_base("reviews", "--db", tmp_path / "b.db", "--format", fmt, "--out", tmp_path / f"r.{fmt}")
+        proc = nv_base("reviews", "--db", backend, "--format", fmt, "--out", tmp_path / f"r.{fmt}")
         assert proc.returncode == 0, proc.stderr
     rows = list(csv.DictReader((tmp_path / "r.csv").open()))
     assert [(r["record_id"], r["verdict"]) for r in rows] == [(data["frames"][2]["id"], "confirmed"),

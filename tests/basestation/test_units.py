@@ -43,12 +43,12 @@ class BaseStation:
     """A base station's files around a (not yet started) broker: base.toml naming the broker's own
     password file, ACL and crlfile, the test CA, and a pid file for the reload."""
 
-    def __init__(self, dir: Path, pki, *, template: str | None = None):
+    def __init__(self, dir: Path, pki, *, template: str | None = None, db: str | None = None):
         self.dir = dir
         self.site = Site(dir, pki)
         self.broker: Broker = self.site.broker
         self.pid_file = dir / "mosquitto.pid"
-        self.db = dir / "base.db"
+        self.db = db or dir / "base.db"  # a SQLite file, or a PostgreSQL URI
         self.settings = dir / "base.toml"
         units = ""
         if template is not None:
@@ -135,6 +135,26 @@ def test_add_writes_one_archive_with_the_secrets_and_a_config_the_unit_accepts(b
     assert "device  unit-07" in check.stdout
     assert f"mqtt    127.0.0.1:{base.broker.port} (TLS + client certificate) as unit-07" in check.stdout
     assert "image   off" in check.stdout
+
+
+def test_add_list_and_revoke_keep_the_units_in_postgresql(tmp_path, pki, pg_databases):
+    dsn = pg_databases.new()
+    base = BaseStation(tmp_path, pki, db=dsn)
+    try:
+        base.add("unit-07")
+        base.add("unit-08")
+        listed = {line.split()[0]: line for line in base.unit("list").stdout.splitlines()[1:] if line.strip()}
+        assert "active" in listed["unit-07"] and "active" in listed["unit-08"]
+        assert "revoked certificate" in base.unit("revoke", "unit-07").stdout
+        store = Store(dsn)
+        kept = {r["name"]: (r["access"], r["serial"] is not None) for r in store.query("SELECT * FROM units")}
+        store.close()
+        assert kept == {"unit-07": ("revoked", True), "unit-08": ("active", True)}
+        assert any(line.startswith("unit-07 ") and "revoked" in line for line in base.unit("list").stdout.splitlines())
+        assert "already revoked" in base.unit("revoke", "unit-07").stdout
+        assert dsn.split("@")[0].split(":")[-1] not in base.unit("list").stdout  # never the password
+    finally:
+        base.close()
 
 
 def test_a_template_gives_the_unit_its_pipelines(tmp_path, pki):

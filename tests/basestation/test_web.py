@@ -1,4 +1,5 @@
-"""The page's server side through Flask's test client: login, sessions, CSRF, roles, the JSON API."""
+"""The page's server side through Flask's test client: login, sessions, CSRF, roles, the JSON API; each
+test on a SQLite file and on a real PostgreSQL (webfixtures.backend)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,22 @@ import csv
 import io
 import json
 import re
-import sqlite3
 from pathlib import Path
 
-from webfixtures import HTTPS, PASSWORDS, client, csrf, https_client, jpeg, log_in, web  # noqa: F401  (fixtures)
+from webfixtures import HTTPS, PASSWORDS, backend, client, csrf, https_client, jpeg, log_in, web  # noqa: F401  (fixtures)
 
 from basestation import accounts, evidence
+from basestation.store import Store
 from basestation.web.app import HERE
+
+
+def rows(db: str, sql: str) -> list[tuple]:
+    """What the database holds, read apart from the page."""
+    store = Store(db)
+    try:
+        return [tuple(row) for row in store.execute(sql).fetchall()]
+    finally:
+        store.close()
 
 
 def test_pages_and_api_need_a_session(client):
@@ -31,16 +41,15 @@ def test_login_sets_a_hardened_cookie_and_logout_ends_the_session(client, web):
     me = client.get("/api/me").get_json()
     assert me["name"] == "ada" and me["role"] == "reviewer" and me["may_review"]
     token = re.search(r"nv_session=([^;]+)", cookie).group(1)
-    stored = sqlite3.connect(web[1]).execute("SELECT token_hash FROM sessions").fetchall()
+    stored = rows(web[1], "SELECT token_hash FROM sessions")
     assert stored and all(token not in row[0] for row in stored)  # only a hash of the token is kept
     assert client.post("/logout", data={"csrf": me["csrf"]}).status_code == 302
     assert client.get("/api/me").status_code == 401
-    assert sqlite3.connect(web[1]).execute("SELECT count(*) FROM sessions").fetchone()[0] == 0
+    assert rows(web[1], "SELECT count(*) FROM sessions") == [(0,)]
 
 
 def test_passwords_are_scrypt_hashes(web):
-    rows = sqlite3.connect(web[1]).execute("SELECT name, password FROM users").fetchall()
-    for name, stored in rows:
+    for name, stored in rows(web[1], "SELECT name, password FROM users"):
         assert stored.startswith("scrypt$32768$8$1$") and PASSWORDS[name] not in stored
         assert accounts.check_password(PASSWORDS[name], stored) and not accounts.check_password("nope", stored)
 
@@ -124,8 +133,9 @@ def test_evidence_thumbnail_series_and_audio_only_when_present(client, web):
     end = web[2]["phases"][-1]
     event_series = client.get(f"/api/detections/{end['id']}/series").get_json()
     assert event_series["what"] == "event" and [p["phase"] for p in event_series["points"]] == ["start", "update", "end"]
-    con = sqlite3.connect(web[1], isolation_level=None)
-    evidence.save_audio(con, end["id"], "unit-2", "audio/wav", b"RIFF....WAVE")
+    store = Store(web[1])
+    evidence.save_audio(store, end["id"], "unit-2", "audio/wav", b"RIFF....WAVE")
+    store.close()
     assert client.get(f"/api/detections/{end['id']}").get_json()["audio"]
     assert client.get(f"/api/detections/{end['id']}/audio").mimetype == "audio/wav"
     assert client.get("/api/detections/nope").status_code == 404

@@ -1,4 +1,5 @@
-"""A base-station database with detections, units and accounts, and the page's Flask app on it."""
+"""A base-station database with detections, units and accounts, and the page's Flask app on it: on a
+SQLite file and on a real PostgreSQL (tests/pgserver.py; with PostGIS when the server has it)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from PIL import Image
 from basestation import accounts
 from basestation.payloads import Accepted
 from basestation.store import Store
-from basestation.web.app import create_app, open_database
+from basestation.web.app import create_app
 
 PASSWORDS = {"ada": "reviewer-pass-1", "rui": "read-only-pass-1", "root": "admin-pass-123"}
 ROLES = {"ada": "reviewer", "rui": "read-only", "root": "admin"}
@@ -26,7 +27,10 @@ def jpeg(colour=(140, 110, 60)) -> bytes:
     return out.getvalue()
 
 
-def fill(db: Path) -> dict:
+WEB_BACKENDS = ("sqlite", "postgresql")
+
+
+def fill(db: str | Path) -> dict:
     """Ten frames of unit-1 (the 10th a tiled alert with a thumbnail), an audio event of unit-2, unit states."""
     store = Store(db)
     frames = [detection("unit-1", n, tiled=(n == 10)) for n in range(1, 11)]
@@ -43,11 +47,11 @@ def fill(db: Path) -> dict:
     return {"frames": frames, "phases": phases, "alert": frames[-1]}
 
 
-def add_accounts(db: Path) -> None:
-    con = open_database(db)
+def add_accounts(db: str | Path) -> None:
+    store = Store(db)
     for name, password in PASSWORDS.items():
-        accounts.add_user(con, name, ROLES[name], password)
-    con.close()
+        accounts.add_user(store, name, ROLES[name], password)
+    store.close()
 
 
 def log_in(client, name: str, password: str | None = None):
@@ -61,9 +65,29 @@ def csrf(client) -> str:
     return client.get("/api/me").get_json()["csrf"]
 
 
+@pytest.fixture(params=WEB_BACKENDS)
+def backend(request, tmp_path):
+    """A fresh database as `--db` takes it: a SQLite file, or a PostgreSQL URI."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "base.db")
+        return
+    databases = request.getfixturevalue("pg_databases")
+    dsn = databases.new()
+    yield dsn
+    databases.drop(dsn)
+
+
 @pytest.fixture
-def web(tmp_path):
-    db = tmp_path / "base.db"
+def store(backend):
+    """The store on `backend`, closed at the end."""
+    s = Store(backend)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def web(backend):
+    db = backend
     data = fill(db)
     add_accounts(db)
     app = create_app(db)

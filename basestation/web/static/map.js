@@ -1,5 +1,6 @@
 // The map: Leaflet with an offline basemap (Natural Earth borders and coastlines, shipped), the
-// operator's own XYZ tiles or overview picture when the config names them, detections and units.
+// operator's own XYZ tiles or overview picture when the config names them, detections (a drone scan's
+// area as its polygon) and units.
 // Without Leaflet, or while nothing has a location, the page works without it.
 
 const COLOURS = { confirmed: "#8b0000", false_alarm: "#6b7280", unsure: "#b45309" };
@@ -29,6 +30,7 @@ export async function createMap(config, onSelect) {
     layers["Overview picture"] = L.imageOverlay(config.overlay.url, [[s, w], [n, e]], { opacity: 0.9, alt: "overview picture" }).addTo(map);
   }
   const detections = L.layerGroup().addTo(map);
+  const areas = L.svg({ padding: 0.5 });  // few, and clickable: SVG paths (class area-polygon) over the canvas
   const units = L.layerGroup().addTo(map);
   L.control.layers(layers, { Detections: detections, Units: units }, { collapsed: true }).addTo(map);
   L.control.scale({ imperial: false }).addTo(map);
@@ -61,6 +63,15 @@ export async function createMap(config, onSelect) {
         if (typeof r.lat !== "number" || typeof r.lon !== "number") continue;
         points.push([r.lat, r.lon]);
         const colour = COLOURS[r.verdict] || (r.alert ? "#dc2626" : "#2563eb");
+        if (r.area && Array.isArray(r.area.polygon)) {
+          // a drone scan's mining area: its polygon ([lon, lat] pairs), the point at its centroid
+          const ring = r.area.polygon.map(([lon, lat]) => [lat, lon]);
+          points.push(...ring);
+          L.polygon(ring, { color: colour, weight: 2, fillColor: colour, fillOpacity: r.verdict === "false_alarm" ? 0.05 : 0.25,
+            renderer: areas, className: "area-polygon" })
+            .bindTooltip(`${r.label || "error"} area, ${r.area.hectares} ha · ${r.device}`)
+            .on("click", () => onSelect(r.id)).addTo(detections);
+        }
         L.circleMarker([r.lat, r.lon], { radius: r.alert ? 8 : 5, color: colour, weight: 2, fillColor: colour,
           fillOpacity: r.verdict === "false_alarm" ? 0.1 : 0.6 })
           .bindTooltip(`${r.label || "error"} ${typeof r.score === "number" ? r.score.toFixed(2) : ""} · ${r.device}`)
