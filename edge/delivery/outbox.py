@@ -23,7 +23,6 @@ class's age limit go too: routine records and thumbnails after `routine_max_age_
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import threading
@@ -33,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.durable import transaction
+from edge.records.fit import fit_record
 
 log = logging.getLogger("nv.outbox")
 
@@ -139,7 +139,7 @@ class Outbox:
             raise ValueError(f"record {record['id']}: queued_s is set by the publisher, not before the outbox")
         now = self.clock()
         klass = ALERT if record.get("alert") else ROUTINE
-        payload = json.dumps(record, separators=(",", ":")).encode()
+        record, payload = fit_record(record)  # the base station refuses records over 1 MiB
         rows = [(record["id"], DETECTION, klass, now, payload)]
         if thumbnail:
             rows.append((record["id"], THUMBNAIL + record["id"], THUMB, now, bytes(thumbnail)))
