@@ -3,8 +3,10 @@ by the tests, the tiny real model (red is mining)."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from PIL import Image
 
 av = pytest.importorskip("av", reason="PyAV (the `video` extra) is not installed: pip install 'naturevision[video]'")
 
@@ -162,3 +165,17 @@ def test_rate_options_are_checked(tiny_int8, flight):
         proc = subprocess.run([sys.executable, "-m", "edge.cli", "classify", str(flight), "--model", str(tiny_int8),
                                *bad], text=True, env=env, capture_output=True, timeout=120, check=False)
         assert proc.returncode == 2 and proc.stdout == "", bad
+
+
+def test_thumbnails_of_alerting_frames_are_cut_from_the_decoded_frame(tiny_int8, flight, tmp_path):
+    outbox = tmp_path / "outbox.db"
+    out, _ = classify(flight, "--model", tiny_int8, "--outbox", outbox, "--thumbnails")
+    alerts = {r["id"] for r in out if r["alert"]}
+    assert len(alerts) == 3
+    with sqlite3.connect(outbox) as con:
+        thumbs = dict(con.execute("SELECT id, payload FROM outbox WHERE leaf LIKE 'thumbnail/%'").fetchall())
+    assert set(thumbs) == alerts
+    for jpeg in thumbs.values():
+        with Image.open(io.BytesIO(jpeg)) as img:
+            r, g, _ = img.convert("RGB").getpixel((img.width // 2, img.height // 2))
+        assert r > 180 and g < 80, "the best tile of an alerting frame is on the red block"

@@ -349,3 +349,21 @@ def test_without_pyav_video_files_are_skipped_with_one_warning_each_saying_what_
     if importlib.util.find_spec("av") is not None:
         clock.advance(5)
         assert names(settle(src, clock)) == ["DJI_0001.MP4"] and src.skipped() == {}
+
+
+@pytest.mark.parametrize("after", ["move", "delete"])
+def test_a_videos_telemetry_file_is_moved_or_deleted_with_it(incoming, ledger, tmp_path, after):
+    pytest.importorskip("av", reason="PyAV (the `video` extra) is not installed: pip install 'naturevision[video]'")
+    done_dir = tmp_path / "done"
+    write(done_dir / "DJI_0001.MP4", b"an older flight, also done")
+    write(incoming / "DJI_0001.MP4", b"\x00\x00\x00\x18ftypmp42", mtime_s=1_000)
+    write(incoming / "DJI_0001.SRT", b"1\n00:00:00,000 --> 00:00:01,000\nGPS(1,2,3)\n", mtime_s=1_000)
+    write(incoming / "DJI_0002.SRT", b"telemetry of a video not copied yet", mtime_s=1_000)
+    clock = Clock()
+    src = source(incoming, ledger, clock, after=after, done_dir=done_dir if after == "move" else None)
+    (item,) = settle(src, clock)
+    src.done(item, "ok")
+    assert sorted(p.name for p in incoming.iterdir()) == ["DJI_0002.SRT"]
+    if after == "move":  # beside the video under the video's new name
+        assert sorted(p.name for p in done_dir.iterdir()) == ["DJI_0001-1.MP4", "DJI_0001-1.SRT", "DJI_0001.MP4"]
+        assert (done_dir / "DJI_0001-1.SRT").read_bytes().startswith(b"1\n00:00:00,000")
