@@ -22,9 +22,10 @@ $(VENV)/.base: pyproject.toml constraints.txt $(VENV)/.edge
 	$(PIP) install -c constraints.txt -e ".[edge,base,survey]"
 	touch $@
 
-# Everything the tests exercise: both interpreters, TensorFlow (to build test models), pytest.
+# Everything the tests exercise: both interpreters, TensorFlow (to build test models), PyAV (to write and
+# read test videos), pytest.
 $(VENV)/.test: pyproject.toml constraints.txt $(VENV)/.edge
-	$(PIP) install -c constraints.txt -e ".[edge,edge-legacy,converter,base,survey,dev]"
+	$(PIP) install -c constraints.txt -e ".[edge,edge-legacy,converter,base,survey,video,dev]"
 	touch $@
 
 demo: $(VENV)/.base

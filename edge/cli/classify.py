@@ -1,5 +1,6 @@
-"""`nv-edge classify PATH...`: image and audio files or folders -> one JSON record per frame or audio
-window (or event) on stdout, or a table; `--outbox` also queues them. A file that cannot be read gives
+"""`nv-edge classify PATH...`: image, video and audio files or folders -> one JSON record per frame, sampled
+video frame (`--fps`, `--every`; edge/image/footage.py) or audio window (or event) on stdout, or a table;
+`--outbox` also queues them. A file that cannot be read gives
 an error record naming it, and the batch goes on. Only regular files are opened: a FIFO, a device or a
 socket (or a symlink to one) gives an error record saying what it is (`edge/filekind.py`)."""
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from edge.audio.audiofile import AUDIO_SUFFIXES, is_audio_file
 from edge.cli import listen
-from edge.cli.arguments import UsageError, overlap, positive, shipped_model, threshold
+from edge.cli.arguments import UsageError, ground_resolution, overlap, positive, shipped_model, threshold
 from edge.cli.progress import Progress
 from edge.cli.table import TableWriter
 from edge.decisions.alerts import resolve_thresholds
@@ -21,8 +22,10 @@ from edge.delivery.outbox import Outbox
 from edge.filekind import not_a_file
 from edge.image.classify import DEFAULT_BATCH, DEFAULT_OVERLAP, ClassifyOptions, classify_frame
 from edge.image.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageError
+from edge.image.footage import video_records
 from edge.image.records import image_record
 from edge.image.thumbnail import best_tile_jpeg
+from edge.image.video import DEFAULT_FPS, VIDEO_SUFFIXES, is_video_file
 from edge.model.bundle import BundleError
 from edge.model.interpreter import BACKENDS
 from edge.model.loaded import Model, load_model
@@ -36,7 +39,7 @@ def default_model_path() -> Path | None:
 
 
 def add_arguments(c: argparse.ArgumentParser) -> None:
-    c.add_argument("paths", nargs="+", metavar="PATH", help="image or audio files, or folders")
+    c.add_argument("paths", nargs="+", metavar="PATH", help="image, video or audio files, or folders")
     c.add_argument("--model", type=Path, help=f"model bundle (.nvm); default: $NV_MODEL or models/{DEFAULT_MODEL_NAME}")
     c.add_argument("--format", choices=("json", "table"), default="json", help="json: one record per line (default)")
     c.add_argument(
@@ -55,7 +58,41 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     c.add_argument("--max-bytes", type=positive("max-bytes"), default=DEFAULT_MAX_BYTES, help="refuse larger files")
     c.add_argument("--outbox", type=Path, help="also queue every record in this outbox for `nv-edge publish`")
     c.add_argument("--thumbnails", action="store_true", help="with --outbox: queue a small JPEG of each alert's best tile")
+    add_video_arguments(c)
     listen.add_classify_arguments(c)
+
+
+def add_video_arguments(c: argparse.ArgumentParser) -> None:
+    v = c.add_argument_group("video files (.mp4, .mov; needs the video extra)")
+    rate = v.add_mutually_exclusive_group()
+    rate.add_argument("--fps", type=seconds("fps"), metavar="N",
+                      help=f"video frames classified per second of video (default {DEFAULT_FPS:g}; 0.5 = one every 2 s)")
+    rate.add_argument("--every", type=seconds("every"), metavar="S", help="seconds of video between classified frames")
+    v.add_argument("--gsd", type=ground_resolution, metavar="M",
+                   help="metres of ground per pixel of the video frames, over what their DJI telemetry gives")
+
+
+def seconds(kind: str):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (value > 0 and value < float("inf")):
+            raise argparse.ArgumentTypeError(f"{kind} must be a positive number, got {text!r}")
+        return value
+
+    return parse
+
+
+def every_s(args: argparse.Namespace) -> float:
+    if args.every is not None:
+        return args.every
+    return 1.0 / (args.fps or DEFAULT_FPS)
+
+
+def warn(message: str) -> None:
+    print(f"nv-edge: warning: {message}", file=sys.stderr, flush=True)
 
 
 def open_model(path: Path | None, backend: str | None, threads: int | None, task: str | None = "image") -> Model:
@@ -104,16 +141,19 @@ def run(args: argparse.Namespace) -> int:
             failed = False
             if path in refused:  # never opened: the reader would wait on a FIFO, or read /dev/zero forever
                 kind = "audio" if is_audio_file(path) else "image"
-                records = [error_record(source=str(path), error=f"{path}: {refused[path]}", device=device, kind=kind)]
+                records = [(error_record(source=str(path), error=f"{path}: {refused[path]}", device=device, kind=kind), path)]
             elif audio is not None and is_audio_file(path):
-                records = audio.records(path, device)
+                records = ((record, path) for record in audio.records(path, device))
+            elif is_video_file(path):  # (record, decoded frame): one frame at a time, never the whole video
+                records = video_records(model, path, options, device=device, every_s=every_s(args), gsd=args.gsd,
+                                        warn=warn)
             else:
-                records = [classify_path(model, path, options, device)]
-            for record in records:
+                records = [(classify_path(model, path, options, device), path)]
+            for record, picture in records:
                 failed |= "error" in record
                 if outbox is not None:  # first: a record on its way somewhere is a record on the card
                     thumbnail = args.thumbnails and record.get("alert") and record["kind"] == "image"
-                    outbox.put(record, best_tile_jpeg(path, record) if thumbnail else None)
+                    outbox.put(record, best_tile_jpeg(picture, record) if thumbnail else None)
                 if writer:
                     writer.write(record)
                 else:
@@ -128,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def iter_inputs(paths: list[str]):
-    """Named files as given (whatever their suffix); folders walked recursively for image and audio files.
+    """Named files as given (whatever their suffix); folders walked recursively for image, video and audio files.
     A folder named like a frame is walked like any other; a symlink to a folder is not followed, but
     one named like a frame is yielded (to be refused by name, not passed over in silence)."""
     for name in paths:
@@ -138,7 +178,7 @@ def iter_inputs(paths: list[str]):
                 links = [d for d in dirs if os.path.islink(os.path.join(root, d))]  # os.walk does not follow them
                 dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in links)
                 for file in sorted(files + links):
-                    if not file.startswith(".") and file.lower().endswith(IMAGE_SUFFIXES + AUDIO_SUFFIXES):
+                    if not file.startswith(".") and file.lower().endswith(IMAGE_SUFFIXES + VIDEO_SUFFIXES + AUDIO_SUFFIXES):
                         yield Path(root) / file
         else:
             yield path

@@ -82,7 +82,8 @@ class _Reader(TomlValues):
 
     def image(self, raw: Any) -> ImageConfig:
         t = self.table(raw, "image", required=("model", "sources"),
-                       optional=("tile", "overlap", "thresholds", "backend", "threads", "batch", "thumbnails", "events"))
+                       optional=("tile", "overlap", "thresholds", "backend", "threads", "batch", "thumbnails", "events",
+                                 "video_fps", "gsd"))
         backend = self.choice(t, "image.backend", tuple(BACKENDS))
         threads = self.integer(t, "image.threads", low=1) if "threads" in t else None
         model, manifest = self.model(t, "image", backend, threads)
@@ -99,6 +100,8 @@ class _Reader(TomlValues):
             batch=self.integer(t, "image.batch", low=1, default=DEFAULT_BATCH),
             thumbnails=self.boolean(t, "image.thumbnails", default=False),
             events=self.image_events(t["events"], model, manifest) if "events" in t else None,
+            video_fps=self.number(t, "image.video_fps", low=0.001, high=120, default=1.0),
+            gsd=self.number(t, "image.gsd", low=1e-6, high=1e6) if "gsd" in t else None,
         )
 
     def audio(self, raw: Any, state_dir: Path) -> AudioConfig:

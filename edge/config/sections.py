@@ -104,6 +104,8 @@ class ImageConfig:
     batch: int = DEFAULT_BATCH
     thumbnails: bool = False
     events: EventRules | None = None  # None: one record per frame, no events; else the manifest's rules under [image.events]
+    video_fps: float = 1.0  # frames classified per second of a video file (the `video` extra)
+    gsd: float | None = None  # metres per pixel of frames whose files do not say (a video without telemetry)
 
     def resolved_thresholds(self) -> dict[str, float]:
         return resolve_thresholds(self.manifest, self.thresholds)

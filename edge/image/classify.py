@@ -82,18 +82,25 @@ def predict_tiles(model: Model, pixels: np.ndarray, tta: int = 1) -> np.ndarray:
     return scores.reshape(tta, len(pixels), -1).mean(axis=0, dtype=np.float64).astype(np.float32)
 
 
-def classify_frame(model: Model, source: str | Path | bytes, options: ClassifyOptions) -> FrameResult:
-    """Raises edge.image.decode.ImageError for a frame that cannot be read."""
+def decode_wish(model: Model, options: ClassifyOptions) -> tuple[float, tuple[int, int]]:
+    """(min_scale, min_size) a frame may be decoded at: the fewest pixels the model's tiles need."""
     spec = model.manifest.input
     tile = tile_size_for(model, options)
-    if tile:
-        frame = open_frame(
-            source, min_scale=spec.size[0] / tile, max_pixels=options.max_pixels, max_bytes=options.max_bytes
-        )
-    else:
-        frame = open_frame(
-            source, min_scale=0.0, min_size=spec.size, max_pixels=options.max_pixels, max_bytes=options.max_bytes
-        )
+    return (spec.size[0] / tile, (1, 1)) if tile else (0.0, spec.size)
+
+
+def classify_frame(model: Model, source: str | Path | bytes, options: ClassifyOptions) -> FrameResult:
+    """Raises edge.image.decode.ImageError for a frame that cannot be read."""
+    min_scale, min_size = decode_wish(model, options)
+    frame = open_frame(source, min_scale=min_scale, min_size=min_size, max_pixels=options.max_pixels,
+                       max_bytes=options.max_bytes)
+    return classify_decoded(model, frame, options)
+
+
+def classify_decoded(model: Model, frame: Frame, options: ClassifyOptions) -> FrameResult:
+    """A frame already decoded (a video's, by edge/image/video.py), at no less than `decode_wish`'s scale."""
+    spec = model.manifest.input
+    tile = tile_size_for(model, options)
     tta = tta_for(model, options)
     tiles = _run_tiles(model, frame, tile, options, tta) if tile else None
     if tiles is None or tiles.grid.rows * tiles.grid.cols == 1:

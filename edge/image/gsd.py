@@ -18,6 +18,9 @@ Where it comes from, first found wins:
     FocalPlaneResolutionUnit (`exif-xmp`), else from edge/image/cameras.py by Make and Model
     (`camera-table`); else FocalLengthIn35mmFilm, whose equivalence is by the diagonal (43.27 mm) with the
     frame's own aspect ratio (`exif-xmp`).
+- `srt`: a drone video's frame, from its DJI telemetry file (edge/image/srt.py): the relative altitude and
+  the 35 mm-equivalent focal length of the cue covering the frame, by the same equivalence as
+  FocalLengthIn35mmFilm at the video frame's aspect ratio (`video_gsd`).
 - `config`: the value the unit's config gives, when the file says nothing.
 
 pyproj and rasterio are needed only for GeoTIFFs (the `survey` extra); they are imported when used.
@@ -36,7 +39,7 @@ from edge.image.cameras import find_camera
 from edge.image.exif import EXIF_IFD, read_geo
 from edge.image.xmp import DJI, PIX4D_CAMERA, parse_xmp, xmp_number
 
-SOURCES = ("geotiff", "exif-xmp", "camera-table", "config", "option")
+SOURCES = ("geotiff", "exif-xmp", "camera-table", "srt", "config", "option")
 FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)  # 43.27 mm: what a 35 mm-equivalent focal length is scaled to
 # EXIF tags
 _MAKE, _MODEL = 0x010F, 0x0110
@@ -143,8 +146,7 @@ def photo_gsd(exif: Image.Exif, xmp: dict[str, str], width: int, height: int,
     if focal is not None and sensor is not None:
         optics = f"focal length {focal:g} mm, sensor width {sensor:g} mm ({sensor_from})"
     elif (focal35 := _positive(sub.get(_FOCAL_35MM))) is not None:
-        aspect = width / height
-        focal, sensor = focal35, FULL_FRAME_DIAGONAL_MM * aspect / math.hypot(aspect, 1.0)
+        focal, sensor = focal35, equivalent_sensor_width(width, height)
         optics, source = f"35 mm-equivalent focal length {focal35:g} mm (FocalLengthIn35mmFilm)", "exif-xmp"
     else:
         missing = "FocalLength" if focal is None else "the sensor size (no FocalPlaneXResolution, camera not in the table)"
@@ -156,6 +158,29 @@ def photo_gsd(exif: Image.Exif, xmp: dict[str, str], width: int, height: int,
     metres = camera_gsd(sensor, focal, altitude, width)
     return GroundResolution(metres, metres, source, f"{altitude:g} m above ground ({altitude_from}), {optics}, "
                                                     f"{width} px wide")
+
+
+def equivalent_sensor_width(width: int, height: int) -> float:
+    """The width of a 35 mm frame's diagonal (43.27 mm) at this frame's aspect ratio: what a 35 mm-equivalent
+    focal length is measured against."""
+    aspect = width / height
+    return FULL_FRAME_DIAGONAL_MM * aspect / math.hypot(aspect, 1.0)
+
+
+def video_gsd(relative_altitude_m: float | None, focal_35mm: float | None, width: int, height: int,
+              where: str = "telemetry") -> GroundResolution:
+    """A nadir video frame's resolution from its telemetry: the altitude above the take-off point and the
+    35 mm-equivalent focal length. Raises NoGroundResolution naming what is missing."""
+    if relative_altitude_m is None:
+        raise NoGroundResolution(f"{where} gives no altitude above the take-off point")
+    if relative_altitude_m <= 0:
+        raise NoGroundResolution(f"{where} gives {relative_altitude_m:g} m above the take-off point: not a flight")
+    if focal_35mm is None:
+        raise NoGroundResolution(f"{where} gives no focal length (focal_len)")
+    metres = camera_gsd(equivalent_sensor_width(width, height), focal_35mm, relative_altitude_m, width)
+    return GroundResolution(metres, metres, "srt", f"{relative_altitude_m:g} m above the take-off point, 35 mm-"
+                                                   f"equivalent focal length {focal_35mm:g} mm ({where}), "
+                                                   f"{width} px wide")
 
 
 def _altitude(exif: Image.Exif, xmp: dict[str, str], ground: float | None) -> tuple[float | None, str]:

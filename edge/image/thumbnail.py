@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from edge.image.decode import ImageError, open_frame
+from edge.image.decode import Frame, ImageError, open_frame
 
 log = logging.getLogger("nv.thumbnail")
 
@@ -18,19 +18,26 @@ MAX_BYTES = 16 * 1024  # hard cap: the topic's payload never exceeds it
 QUALITIES = (80, 65, 50, 35, 20)
 
 
-def best_tile_jpeg(path: str | Path, record: dict, *, max_edge: int = MAX_EDGE_PX, max_bytes: int = MAX_BYTES) -> bytes | None:
-    """The record's best tile (the whole frame when untiled) as a JPEG of at most `max_bytes`,
-    or None when the frame cannot be read again or no quality fits the cap."""
+def best_tile_jpeg(path: str | Path | bytes | Frame, record: dict, *, max_edge: int = MAX_EDGE_PX,
+                   max_bytes: int = MAX_BYTES) -> bytes | None:
+    """The record's best tile (the whole frame when untiled) as a JPEG of at most `max_bytes`, or None
+    when the frame cannot be read again or no quality fits the cap. A decoded Frame (a video's) is cut
+    as it is, at its scale."""
     if "error" in record or "frame" not in record:
         return None
-    try:
-        frame = open_frame(path)
-    except ImageError as exc:
-        log.warning("%s: no thumbnail: %s", path, exc)
-        return None
+    if isinstance(path, Frame):
+        frame, path = path, record.get("source", "frame")
+    else:
+        try:
+            frame = open_frame(path)
+        except ImageError as exc:
+            log.warning("%s: no thumbnail: %s", path, exc)
+            return None
     tiles = record.get("tiles")
     box = tuple(tiles["best"]["box"]) if tiles else (0, 0, record["frame"]["width"], record["frame"]["height"])
-    image = frame.image.crop(box)  # boxes are in pixels of the upright frame, as decoded here
+    if frame.scale != 1.0:
+        box = tuple(round(v * frame.scale) for v in box)
+    image = frame.image.crop(box)  # boxes are in pixels of the upright frame
     image.thumbnail((max_edge, max_edge), Image.Resampling.BILINEAR)
     for quality in QUALITIES:
         out = io.BytesIO()

@@ -14,10 +14,13 @@ from PIL import JpegImagePlugin, PngImagePlugin, TiffImagePlugin, WebPImagePlugi
 
 from edge.decisions.events import EventTracker
 from edge.decisions.groups import alert_groups
+from edge.ids import derived_uuid7
 from edge.image.classify import ClassifyOptions, classify_frame
 from edge.image.decode import ImageError
+from edge.image.footage import video_records
 from edge.image.records import image_record
 from edge.image.thumbnail import best_tile_jpeg
+from edge.image.video import is_video_file
 from edge.model.loaded import Model, load_model
 from edge.records.record import error_record, event_record, iso_utc
 from edge.service import journal
@@ -51,11 +54,23 @@ class ImagePipeline:
             self._close()
 
     def process(self, source, item: Item) -> None:
-        ctx = self.ctx
+        if item.path is not None and is_video_file(item.path):
+            self._video(source, item)
+            return
         record = self.classify(item)
         if record is None:  # the file went away while being read (card pulled): not done, not lost
             source.release(item)
             return
+        self._keep(item, record, item.path if item.path is not None else item.data)
+        self.ctx.outbox.flush()  # durable before the source forgets the item
+        source.done(item, "error" if "error" in record else ("alert" if record.get("alert") else "ok"))
+        self.ctx.counters.add(frames=1)
+        journal.event(log, logging.INFO, "classified", source=item.origin, label=record.get("label"),
+                      score=record.get("score"), alert=record.get("alert"), error=record.get("error"))
+
+    def _keep(self, item: Item, record: dict, picture) -> None:
+        """The record, with the events it ends or starts and its thumbnail, into the outbox (not yet flushed)."""
+        ctx = self.ctx
         records = [record]
         if self.events is not None and "error" not in record:
             tracker = self.events[item.source]
@@ -67,15 +82,37 @@ class ImagePipeline:
                                             labels=self.model.manifest.labels, time_source=record["time_source"]))
         thumbs = {}
         if ctx.cfg.image.thumbnails and record.get("alert") and "tiles" in record:
-            thumb = best_tile_jpeg(item.path if item.path is not None else item.data, record)
+            thumb = best_tile_jpeg(picture, record)
             if thumb:
                 thumbs[record["id"]] = thumb
         ctx.keep(records, thumbs)
-        ctx.outbox.flush()  # durable before the source forgets the item
-        source.done(item, "error" if "error" in record else ("alert" if record.get("alert") else "ok"))
-        ctx.counters.add(frames=1)
-        journal.event(log, logging.INFO, "classified", source=item.origin, label=record.get("label"),
-                      score=record.get("score"), alert=record.get("alert"), error=record.get("error"))
+
+    def _video(self, source, item: Item) -> None:
+        """One record per sampled frame, each kept as it is made (a long video is never held in memory), with
+        ids derived from the file's: classified again after a crash, the same records are stored once."""
+        cfg = self.ctx.cfg
+        alerts = frames = 0
+        error = None
+        for n, (record, picture) in enumerate(video_records(
+                self.model, item.path, self.options, device=cfg.device.id, every_s=1.0 / cfg.image.video_fps,
+                config_gsd=cfg.image.gsd, warn=lambda message: journal.event(log, logging.WARNING, message,
+                                                                              source=item.origin))):
+            record["id"] = derived_uuid7(item.record_id, n)
+            if "error" in record:
+                error = record["error"]
+                if not item.path.exists():  # the card was pulled mid-read: offer it again (same ids), not done
+                    journal.event(log, logging.WARNING, "video vanished while being read; will retry", source=item.origin)
+                    self.ctx.outbox.flush()
+                    source.release(item)
+                    return
+            frames += "error" not in record
+            alerts += bool(record.get("alert"))
+            self._keep(item, record, picture)
+        self.ctx.outbox.flush()  # durable before the source forgets the item
+        source.done(item, "error" if error else ("alert" if alerts else "ok"))
+        self.ctx.counters.add(frames=frames)
+        journal.event(log, logging.INFO, "video classified", source=item.origin, frames=frames, alerts=alerts,
+                      error=error)
 
     def classify(self, item: Item) -> dict | None:
         device = self.ctx.cfg.device.id

@@ -1,4 +1,7 @@
-"""A watched folder: drone footage or camera-trap images copied from an SD card, or audio clips.
+"""A watched folder: drone footage (photos, and MP4/MOV videos with the `video` extra) or camera-trap
+images copied from an SD card, or audio clips. Without PyAV a video file is skipped with a warning naming it
+and the install command, and read once PyAV is there. A video's telemetry file (`DJI_0001.SRT` beside
+`DJI_0001.MP4`) is read with it, not offered, and deleted or moved with it.
 
 Polled (no inotify: it misses files on some FUSE and network mounts, and a poll is cheap at these
 rates). A file is offered once it is *settled*: its size and mtime unchanged for `settle_s` of
@@ -33,6 +36,8 @@ from pathlib import Path
 
 from edge.filekind import not_a_file
 from edge.image.decode import IMAGE_SUFFIXES
+from edge.image.srt import sidecar
+from edge.image.video import VIDEO_SUFFIXES, available, is_video_file
 from edge.sources.item import AUDIO, IMAGE, Item, SourceError
 from edge.sources.ledger import FileKey, Ledger
 
@@ -63,7 +68,7 @@ class FolderSource:
         self.kind = kind
         self.root = Path(path)
         self.ledger = ledger
-        default = AUDIO_SUFFIXES if kind == AUDIO else IMAGE_SUFFIXES
+        default = AUDIO_SUFFIXES if kind == AUDIO else IMAGE_SUFFIXES + VIDEO_SUFFIXES
         self.suffixes = tuple(s.lower() for s in (suffixes or default))
         self.settle_s = settle_s
         self.poll_s = poll_s
@@ -194,6 +199,10 @@ class FolderSource:
         if self._missing:
             log.warning("source %r: folder %s is back", self.name, self.root)
             self._missing = False
+        if self.kind == IMAGE and any(is_video_file(rel) for rel in found) and (missing := available()) is not None:
+            for rel in [rel for rel in found if is_video_file(rel)]:  # left where they are, read once it is installed
+                del found[rel]
+                skipped[rel] = f"is a video file, not read: {missing}"
         for rel, why in skipped.items():
             if self._skipped.get(rel) != why:  # once per entry, not once per scan
                 log.warning("skipped: %s", why, extra={"fields": {"source": self.name, "file": str(self.root / rel)}})
@@ -206,12 +215,17 @@ class FolderSource:
         path = self.root / key.path
         if not _unchanged(path, key):
             return  # gone already, or replaced by a new file, which is not done
+        telemetry = sidecar(path) if is_video_file(path) else None  # a video's DJI SRT goes with it
         try:
             if self.after == "delete":
                 path.unlink()
+                if telemetry is not None:
+                    telemetry.unlink(missing_ok=True)
             else:
                 target = move_without_overwrite(path, self.done_dir / key.path)
                 log.debug("source %r: moved %s to %s", self.name, path, target)
+                if telemetry is not None:
+                    move_without_overwrite(telemetry, target.with_suffix(telemetry.suffix))
         except FileNotFoundError:
             pass
         except OSError as exc:

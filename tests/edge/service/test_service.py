@@ -12,11 +12,13 @@ import time
 from pathlib import Path
 
 import jsonschema
+import pytest
 from specialfiles import make_special_entries
 
 from edge.config import load_config
 from edge.delivery.health import health_payload
 from edge.delivery.outbox import Outbox
+from edge.ids import derived_uuid7
 from edge.records.schemas import load_schema
 from edge.service.context import ClockWatch, Context, Counters
 from edge.service.image_pipeline import ImagePipeline
@@ -27,9 +29,10 @@ from edge.sources.folder import skipped_files
 ROOT = Path(__file__).resolve().parents[3]
 MODEL = ROOT / "models" / "mining-s2" / "mining-s2.nvm"
 TILES = ROOT / "samples" / "tiles"
+VALIDATOR = jsonschema.Draft202012Validator(load_schema("detection"))
 
 
-def pipeline(tmp_path: Path, clock: bool) -> ImagePipeline:
+def pipeline(tmp_path: Path, clock: bool, image: str = "") -> ImagePipeline:
     (tmp_path / "in").mkdir()
     config = tmp_path / "edge.toml"
     config.write_text(f"""
@@ -41,6 +44,7 @@ location = {{ lat = 5.5, lon = -55.1, alt_m = 12.0 }}
 [image]
 model = "{MODEL}"
 events = {{ k = 2, n = 2, hysteresis = 0.0, cooldown_s = 0 }}
+{image}
 
 [[image.sources]]
 type = "folder"
@@ -110,6 +114,38 @@ def test_an_unreadable_frame_becomes_an_error_record_and_is_done(tmp_path):
     assert "torn.jpg" in record["error"] and record["id"] == item.record_id
     assert "geo" not in record and record["clock_synchronized"] is True
     assert source.poll() == []  # done: not offered again
+
+
+def test_a_video_in_the_watched_folder_makes_one_record_per_sampled_frame_with_derived_ids(tmp_path):
+    pytest.importorskip("av", reason="PyAV (the `video` extra) is not installed: pip install 'naturevision[video]'")
+    from videofiles import position, write_srt_new, write_video
+
+    p = pipeline(tmp_path, clock=True, image="video_fps = 2\ngsd = 0.5")
+    write_video(tmp_path / "in" / "DJI_0001.MP4", seconds=3.0)
+    write_srt_new(tmp_path / "in" / "DJI_0001.SRT", seconds=3.0)  # beside it; not a frame, not offered
+    write_video(tmp_path / "in" / "DJI_0002.MP4", seconds=1.0, created=None)  # no telemetry
+    source = p.sources[0]
+    time.sleep(0.1)
+    items = source.poll()
+    assert sorted(item.path.name for item in items) == ["DJI_0001.MP4", "DJI_0002.MP4"]
+    for item in items:
+        p.process(source, item)
+    p.ctx.outbox.close()
+    records = [r for r in outbox_records(tmp_path) if "event" not in r]
+    first = {item.path.name: item for item in items}["DJI_0001.MP4"]
+    flight = [r for r in records if "DJI_0001.MP4#t=" in r["source"]]
+    assert [r["video"]["offset_s"] for r in flight] == [0, 0.5, 1, 1.5, 2, 2.5]
+    assert [r["id"] for r in flight] == [derived_uuid7(first.record_id, n) for n in range(6)]
+    for r in flight:
+        VALIDATOR.validate(r)
+        lat, lon = position(r["video"]["offset_s"])
+        assert (r["geo"]["lat"], r["geo"]["lon"], r["geo"]["source"]) == (lat, lon, "srt")
+        assert r["ground_resolution"]["source"] == "srt" and r["clock_synchronized"] is True
+    plain = [r for r in records if "DJI_0002.MP4#t=" in r["source"]]
+    assert len(plain) == 2 and all(r["geo"]["source"] == "config" for r in plain)  # the unit's place, as photos
+    assert all(r["ground_resolution"] == {"metres": 0.5, "x_m": 0.5, "y_m": 0.5, "source": "config",
+                                          "detail": "0.5 m/px from the config"} for r in plain)
+    assert p.ctx.counters.frames == 8 and source.poll() == []  # both done
 
 
 def test_what_the_folder_skips_reaches_the_heartbeat_and_the_status_line(tmp_path):

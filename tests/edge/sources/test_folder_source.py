@@ -6,10 +6,12 @@ on how fast this machine is; the files, the ledger and the writer thread are rea
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import queue
 import shutil
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -315,3 +317,53 @@ def test_old_ledger_rows_are_forgotten_but_files_still_there_stay_done(incoming,
     assert ledger.count("card") == 1
     clock2 = Clock()
     assert settle(source(incoming, ledger, clock2), clock2) == []
+
+
+def test_video_files_are_offered_beside_photos_but_not_their_telemetry(incoming, ledger):
+    pytest.importorskip("av", reason="PyAV (the `video` extra) is not installed: pip install 'naturevision[video]'")
+    clock = Clock()
+    write(incoming / "DJI_0001.MP4", b"\x00\x00\x00\x18ftypmp42", mtime_s=1_000)  # the folder does not decode it
+    write(incoming / "DJI_0002.mov", b"\x00\x00\x00\x14ftypqt  ", mtime_s=2_000)
+    write(incoming / "DJI_0001.SRT", b"1\n00:00:00,000 --> 00:00:01,000\nGPS(1,2,3)\n", mtime_s=500)
+    write(incoming / "a.jpg", mtime_s=3_000)
+    assert names(settle(source(incoming, ledger, clock), clock)) == ["DJI_0001.MP4", "DJI_0002.mov", "a.jpg"]
+
+
+def test_without_pyav_video_files_are_skipped_with_one_warning_each_saying_what_to_install(incoming, ledger, monkeypatch,
+                                                                                            caplog):
+    monkeypatch.setitem(sys.modules, "av", None)  # as on a unit without the extra: `import av` raises ImportError
+    clock = Clock()
+    write(incoming / "DJI_0001.MP4", b"\x00\x00\x00\x18ftypmp42")
+    write(incoming / "a.jpg")
+    src = source(incoming, ledger, clock)
+    with caplog.at_level(logging.WARNING, logger="nv.sources.folder"):
+        assert names(settle(src, clock)) == ["a.jpg"]
+        clock.advance(5)
+        assert src.poll() == []
+    (warning,) = [r for r in caplog.records if "DJI_0001.MP4" in str(getattr(r, "fields", {}))]
+    assert "is a video file, not read" in warning.getMessage()
+    assert "pip install 'naturevision[video]'" in warning.getMessage()
+    assert src.skipped() == {"DJI_0001.MP4": "is a video file, not read: video files need PyAV, which is not "
+                                             "installed: pip install 'naturevision[video]'"}
+    monkeypatch.delitem(sys.modules, "av")  # installed (the service restarted): read from the next scan on
+    if importlib.util.find_spec("av") is not None:
+        clock.advance(5)
+        assert names(settle(src, clock)) == ["DJI_0001.MP4"] and src.skipped() == {}
+
+
+@pytest.mark.parametrize("after", ["move", "delete"])
+def test_a_videos_telemetry_file_is_moved_or_deleted_with_it(incoming, ledger, tmp_path, after):
+    pytest.importorskip("av", reason="PyAV (the `video` extra) is not installed: pip install 'naturevision[video]'")
+    done_dir = tmp_path / "done"
+    write(done_dir / "DJI_0001.MP4", b"an older flight, also done")
+    write(incoming / "DJI_0001.MP4", b"\x00\x00\x00\x18ftypmp42", mtime_s=1_000)
+    write(incoming / "DJI_0001.SRT", b"1\n00:00:00,000 --> 00:00:01,000\nGPS(1,2,3)\n", mtime_s=1_000)
+    write(incoming / "DJI_0002.SRT", b"telemetry of a video not copied yet", mtime_s=1_000)
+    clock = Clock()
+    src = source(incoming, ledger, clock, after=after, done_dir=done_dir if after == "move" else None)
+    (item,) = settle(src, clock)
+    src.done(item, "ok")
+    assert sorted(p.name for p in incoming.iterdir()) == ["DJI_0002.SRT"]
+    if after == "move":  # beside the video under the video's new name
+        assert sorted(p.name for p in done_dir.iterdir()) == ["DJI_0001-1.MP4", "DJI_0001-1.SRT", "DJI_0001.MP4"]
+        assert (done_dir / "DJI_0001-1.SRT").read_bytes().startswith(b"1\n00:00:00,000")
