@@ -29,7 +29,7 @@ def test_a_detection_is_accepted_with_its_id_and_device():
 
 
 def test_error_records_and_version_1_0_records_are_still_valid():
-    assert SCHEMA_VERSION == "1.5"
+    assert SCHEMA_VERSION == "1.6"
     err = error_record(source="card/x.jpg", error="card/x.jpg: empty file (0 bytes)", device="unit-1")
     assert parse("naturevision/unit-1/detection", as_json(err)).kind == "detection"
     old = dict(detection("unit-1", 2), schema="1.0")  # from a unit not yet updated: no queued_s
