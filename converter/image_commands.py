@@ -1,7 +1,8 @@
 """`nv-convert image-operating-point` and `nv-convert calibrate-images`: thresholds (and TTA) of an existing
 image bundle, chosen on its dataset's validation split or on a site's own frames. Neither trains nor
-imports TensorFlow: both run the unit's code on an edge interpreter. `nv-convert tiles-from-ortho`: the
-training tiles of a labelled orthomosaic (converter/ortho_tiles.py)."""
+imports TensorFlow: both run the unit's code on an edge interpreter. `nv-convert tiles-from-ortho` and
+`tiles-from-frames`: training tiles at one ground resolution, of a labelled orthomosaic
+(converter/ortho_tiles.py) or of class folders of frames (converter/frame_tiles.py)."""
 
 from __future__ import annotations
 
@@ -61,6 +62,15 @@ def add_parsers(sub) -> None:
     t.add_argument("--max-background", type=_positive_int, help="at most this many background tiles, spread over the ortho")
     t.add_argument("--block-tiles", type=_positive_int, default=8, help="background groups are blocks of N x N tiles (default 8)")
     t.add_argument("--append", action="store_true", help="add to OUT/index.csv (the tiles of another ortho)")
+
+    f = sub.add_parser("tiles-from-frames", help="bring class folders of frames to one ground resolution, cut into tiles with index.csv")
+    f.add_argument("frames", type=Path, help="one sub-folder of frames per label (drone photos, GeoTIFFs; any size)")
+    f.add_argument("--out", type=Path, required=True, help="the dataset folder: OUT/<label>/*.png and OUT/index.csv")
+    f.add_argument("--gsd", type=_positive_float, required=True, help="ground resolution of the tiles, m/px")
+    f.add_argument("--tile-px", type=_positive_int, default=96, help="tile edge in pixels (default 96)")
+    f.add_argument("--overlap", type=_overlap, default=0.0, help="fraction of a tile shared with its neighbour (default 0)")
+    f.add_argument("--frame-gsd", type=_positive_float, metavar="M",
+                   help="m/px of frames that do not say their own (no geotransform, no drone EXIF/XMP)")
 
 
 def cmd_operating_point(args) -> int:
@@ -131,6 +141,20 @@ def cmd_tiles_from_ortho(args) -> int:
     return 0
 
 
+def cmd_tiles_from_frames(args) -> int:
+    from converter.frame_tiles import FrameCutOptions, cut_frames
+
+    options = FrameCutOptions(gsd_m=args.gsd, tile_px=args.tile_px, overlap=args.overlap, frame_gsd_m=args.frame_gsd)
+    result = cut_frames(args.frames, args.out, options)
+    for path, why in result.left_out:
+        print(f"nv-convert: left out {path}: {why}", file=sys.stderr)
+    print(f"{args.frames}: {sum(result.tiles.values())} tiles of {args.tile_px} px at {args.gsd:g} m/px from {result.frames} "
+          f"frames in {args.out}: " + ", ".join(f"{label} {n}" for label, n in sorted(result.tiles.items())))
+    print(f"next: nv-convert check {args.out}; then nv-convert image {args.out} --gsd {args.gsd:g} "
+          f"--tile-px {args.tile_px} --out models/NAME/NAME.nvm --weights PATH|none")
+    return 0
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if not (value > 0 and value != float("inf")):
@@ -173,7 +197,7 @@ def _bundle_errors_are_usage_errors(command):
 
 COMMANDS = {"image-operating-point": _bundle_errors_are_usage_errors(cmd_operating_point),
             "calibrate-images": _bundle_errors_are_usage_errors(cmd_calibrate_images),
-            "tiles-from-ortho": cmd_tiles_from_ortho}
+            "tiles-from-ortho": cmd_tiles_from_ortho, "tiles-from-frames": cmd_tiles_from_frames}
 
 
 def _target(text: str) -> Target:
