@@ -7,6 +7,8 @@
     nv-convert operating-point BUNDLE DIR --labels MAP.toml [...]           a made audio bundle's, on its validation split
     nv-convert image-operating-point DIR --bundle B.nvm --out OUT.nvm [--target T] [--tta N]
     nv-convert calibrate-images BUNDLE FOLDER [--out OUT.nvm] [--target T]
+    nv-convert tiles-from-ortho ORTHO.tif LABELS.geojson --out DIR [--gsd M --tile-px N] [--background LABEL]
+    nv-convert tiles-from-frames FRAMES --out DIR --gsd M [--tile-px N]
 """
 
 from __future__ import annotations

@@ -87,7 +87,12 @@ def scan(root: Path) -> list[tuple[Path, str, str | None]]:
             missing = {"path", "label"} - set(reader.fieldnames or [])
             if missing:
                 raise DatasetError(f"{index}: missing column(s) {sorted(missing)}; expected path,label[,group]")
-            return [(root / row["path"], row["label"], row.get("group") or None) for row in reader]
+            rows = list(reader)
+        unlabelled = [n for n, row in enumerate(rows, start=2) if not (row["label"] or "").strip()]
+        if unlabelled:  # e.g. nv-edge export-uncertain's table with rows still to label
+            raise DatasetError(f"{index}: {len(unlabelled)} row(s) without a label (line {unlabelled[0]} first); "
+                               "fill in each label, or delete the rows you cannot tell")
+        return [(root / row["path"], row["label"], row.get("group") or None) for row in rows]
     rows = [(path, label, None) for path, label in class_folder_files(root, IMAGE_SUFFIXES)]
     if not rows:
         raise DatasetError(f"{root}: no index.csv and no class sub-folders with {'/'.join(IMAGE_SUFFIXES)} files")

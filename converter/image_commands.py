@@ -1,6 +1,8 @@
 """`nv-convert image-operating-point` and `nv-convert calibrate-images`: thresholds (and TTA) of an existing
 image bundle, chosen on its dataset's validation split or on a site's own frames. Neither trains nor
-imports TensorFlow: both run the unit's code on an edge interpreter."""
+imports TensorFlow: both run the unit's code on an edge interpreter. `nv-convert tiles-from-ortho` and
+`tiles-from-frames`: training tiles at one ground resolution, of a labelled orthomosaic
+(converter/ortho_tiles.py) or of class folders of frames (converter/frame_tiles.py)."""
 
 from __future__ import annotations
 
@@ -47,6 +49,28 @@ def add_parsers(sub) -> None:
     c.add_argument("--tile", type=int, help="tile edge in frame pixels; 0 = whole frames; default the model's")
     c.add_argument("--overlap", type=float, default=0.25)
     c.add_argument("--backend", help="force an edge interpreter (litert, tflite-runtime)")
+
+    t = sub.add_parser("tiles-from-ortho", help="cut a labelled orthomosaic into training tiles in class folders with index.csv")
+    t.add_argument("ortho", type=Path, help="the orthomosaic (GeoTIFF with its CRS)")
+    t.add_argument("labels", type=Path, help="GeoJSON FeatureCollection of polygons with a `label` (or `class`) property, WGS84")
+    t.add_argument("--out", type=Path, required=True, help="the dataset folder: OUT/<label>/*.png and OUT/index.csv")
+    t.add_argument("--gsd", type=_positive_float, help="ground resolution of the tiles, m/px (default: the ortho's own)")
+    t.add_argument("--tile-px", type=_positive_int, default=96, help="tile edge in pixels (default 96)")
+    t.add_argument("--min-cover", type=_share, default=0.5, help="share of a tile a label's polygons must cover (default 0.5)")
+    t.add_argument("--overlap", type=_overlap, default=0.0, help="fraction of a tile shared with its neighbour (default 0)")
+    t.add_argument("--background", metavar="LABEL", help="write tiles outside every polygon with this label (e.g. not_mining)")
+    t.add_argument("--max-background", type=_positive_int, help="at most this many background tiles, spread over the ortho")
+    t.add_argument("--block-tiles", type=_positive_int, default=8, help="background groups are blocks of N x N tiles (default 8)")
+    t.add_argument("--append", action="store_true", help="add to OUT/index.csv (the tiles of another ortho)")
+
+    f = sub.add_parser("tiles-from-frames", help="bring class folders of frames to one ground resolution, cut into tiles with index.csv")
+    f.add_argument("frames", type=Path, help="one sub-folder of frames per label (drone photos, GeoTIFFs; any size)")
+    f.add_argument("--out", type=Path, required=True, help="the dataset folder: OUT/<label>/*.png and OUT/index.csv")
+    f.add_argument("--gsd", type=_positive_float, required=True, help="ground resolution of the tiles, m/px")
+    f.add_argument("--tile-px", type=_positive_int, default=96, help="tile edge in pixels (default 96)")
+    f.add_argument("--overlap", type=_overlap, default=0.0, help="fraction of a tile shared with its neighbour (default 0)")
+    f.add_argument("--frame-gsd", type=_positive_float, metavar="M",
+                   help="m/px of frames that do not say their own (no geotransform, no drone EXIF/XMP)")
 
 
 def cmd_operating_point(args) -> int:
@@ -95,6 +119,70 @@ def cmd_calibrate_images(args) -> int:
     return 0
 
 
+def cmd_tiles_from_ortho(args) -> int:
+    from converter.ortho_tiles import CutOptions, cut_tiles
+    from edge.survey.raster import SurveyError
+
+    options = CutOptions(gsd_m=args.gsd, tile_px=args.tile_px, min_cover=args.min_cover, overlap=args.overlap,
+                         background=args.background, max_background=args.max_background, block_tiles=args.block_tiles,
+                         append=args.append)
+    try:
+        result = cut_tiles(args.ortho, args.labels, args.out, options)
+    except SurveyError as exc:
+        raise ValueError(str(exc)) from None
+    (w, h), counts = result.window_px, result.counts
+    print(f"{args.ortho}: {len(result.tiles)} tiles of {result.tile_px} px at {result.gsd_m:g} m/px ({w} x {h} ortho px "
+          f"each) in {args.out}: " + ", ".join(f"{label} {n}" for label, n in sorted(counts.items())))
+    for why, n in result.skipped.items():
+        if n:
+            print(f"  left out: {n} {why}")
+    print(f"next: nv-convert check {args.out}; then nv-convert image {args.out} --gsd {result.gsd_m:g} "
+          f"--tile-px {result.tile_px} --out models/NAME/NAME.nvm --weights PATH|none")
+    return 0
+
+
+def cmd_tiles_from_frames(args) -> int:
+    from converter.frame_tiles import FrameCutOptions, cut_frames
+
+    options = FrameCutOptions(gsd_m=args.gsd, tile_px=args.tile_px, overlap=args.overlap, frame_gsd_m=args.frame_gsd)
+    result = cut_frames(args.frames, args.out, options)
+    for path, why in result.left_out:
+        print(f"nv-convert: left out {path}: {why}", file=sys.stderr)
+    print(f"{args.frames}: {sum(result.tiles.values())} tiles of {args.tile_px} px at {args.gsd:g} m/px from {result.frames} "
+          f"frames in {args.out}: " + ", ".join(f"{label} {n}" for label, n in sorted(result.tiles.items())))
+    print(f"next: nv-convert check {args.out}; then nv-convert image {args.out} --gsd {args.gsd:g} "
+          f"--tile-px {args.tile_px} --out models/NAME/NAME.nvm --weights PATH|none")
+    return 0
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text}")
+    return value
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share above 0 and at most 1, got {text}")
+    return value
+
+
+def _overlap(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 0.9:
+        raise argparse.ArgumentTypeError(f"expected an overlap from 0 to 0.9, got {text}")
+    return value
+
+
 def _bundle_errors_are_usage_errors(command):
     """A bundle that cannot be used is the caller's to fix (exit 2 with the message), as for nv-edge."""
     def run(args) -> int:
@@ -108,7 +196,8 @@ def _bundle_errors_are_usage_errors(command):
 
 
 COMMANDS = {"image-operating-point": _bundle_errors_are_usage_errors(cmd_operating_point),
-            "calibrate-images": _bundle_errors_are_usage_errors(cmd_calibrate_images)}
+            "calibrate-images": _bundle_errors_are_usage_errors(cmd_calibrate_images),
+            "tiles-from-ortho": cmd_tiles_from_ortho, "tiles-from-frames": cmd_tiles_from_frames}
 
 
 def _target(text: str) -> Target:

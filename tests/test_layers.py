@@ -27,6 +27,8 @@ LAYERS = (
 # The faces of edge/ that the workstation and the base station may use (module prefixes).
 FACES = {
     "converter": ("edge", "edge.features", "edge.model", "edge.image.decode", "edge.image.classify",
+                  # training tiles of an ortho read as `nv-edge scan` reads it, of frames at the GSD the unit finds
+                  "edge.survey.raster", "edge.image.gsd",
                   # the device's own decisions and audio path, to choose operating points as a unit decides
                   "edge.decisions", "edge.audio.listen", "edge.audio.score_log", "edge.audio.audiofile"),
     "basestation": ("edge", "edge.delivery.connection", "edge.delivery.link", "edge.delivery.topics",

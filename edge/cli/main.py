@@ -8,6 +8,7 @@
     nv-edge doctor             check a unit: config, models, sources, disk, clock, broker (edge/cli/doctor.py)
     nv-edge run --config PATH  the field service: pipelines + publisher until SIGTERM (edge/service/run.py)
     nv-edge scan ORTHO.tif     an orthomosaic -> mining areas as GeoJSON, an overview, records (edge/cli/scan.py)
+    nv-edge export-uncertain RECORDS... --out DIR   the tiles the unit was least sure of, to label (edge/cli/export_uncertain.py)
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import argparse
 import sys
 
 from edge import __version__
-from edge.cli import classify, config, doctor, info, listen, publish, run, scan
+from edge.cli import classify, config, doctor, export_uncertain, info, listen, publish, run, scan
 from edge.cli.arguments import EXIT_USAGE, UsageError
 from edge.delivery.outbox import OutboxError
 from edge.model.bundle import BundleError
@@ -30,6 +31,7 @@ COMMANDS = {  # name: (module with add_arguments and run, help)
     "listen": (listen, "classify a microphone until stopped (Ctrl-C)"),
     "run": (run, "run the field service from its config file until SIGTERM"),
     "scan": (scan, "scan an orthomosaic GeoTIFF: mining areas as GeoJSON, an overview PNG, records"),
+    "export-uncertain": (export_uncertain, "the tiles the unit was least sure of, as PNGs and a CSV to label"),
 }
 
 

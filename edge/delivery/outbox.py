@@ -284,3 +284,20 @@ class Outbox:
                     f"and that no other program holds the file")) as db:
                 yield db
             self.commits += 1
+
+
+def stored_detections(path: str | Path) -> list[dict]:
+    """The detection records waiting in an outbox file, oldest first, read without writing to it (a running
+    unit's outbox too: WAL readers do not block its writer). Raises OutboxError naming the file."""
+    from urllib.request import pathname2url
+
+    path = Path(path)
+    try:
+        db = sqlite3.connect(f"file:{pathname2url(str(path.resolve()))}?mode=ro", uri=True, timeout=30)
+        try:
+            rows = db.execute("SELECT payload FROM outbox WHERE leaf = ? ORDER BY seq", (DETECTION,)).fetchall()
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise OutboxError(f"{path}: cannot read it as an outbox: {exc}") from None
+    return [json.loads(payload) for (payload,) in rows]

@@ -29,6 +29,8 @@ def image_record(
             "overlap": tiles.grid.overlap,
             "rows": tiles.grid.rows,
             "cols": tiles.grid.cols,
+            "xs": list(tiles.grid.xs),  # 1.6: where each tile is, so a reader never re-derives the tiling
+            "ys": list(tiles.grid.ys),
             "grid": {  # per-tile scores of the alert labels (of every label when none alerts)
                 label: [[round(float(v), SCORE_DIGITS) for v in row] for row in tiles.scores[:, :, labels.index(label)]]
                 for label in (alert_labels or labels)
