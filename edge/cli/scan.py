@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from edge.cli.arguments import UsageError, overlap, positive, threshold
+from edge.cli.arguments import UsageError, ground_resolution, overlap, positive, threshold
 from edge.cli.classify import DEFAULT_MODEL_NAME, default_model_path
 from edge.cli.progress import Progress
 from edge.delivery.outbox import Outbox
@@ -19,16 +19,6 @@ from edge.model.interpreter import BACKENDS
 from edge.records.record import default_device
 from edge.survey.raster import SurveyError
 from edge.survey.scan import DEFAULT_BATCH, ScanOptions, default_outputs, default_workers, scan
-
-
-def ground_resolution(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected metres per pixel like 0.05, got {text!r}") from None
-    if not 0 < value < 1e6:
-        raise argparse.ArgumentTypeError(f"a ground resolution is a positive number of metres per pixel, got {value}")
-    return value
 
 
 def add_arguments(c: argparse.ArgumentParser) -> None:

@@ -40,6 +40,7 @@ location = {{ lat = 5.5, lon = -55.1, alt_m = 12.0 }}
 
 [image]
 model = "{MODEL}"
+gsd = 10.0  # the sample tiles are Sentinel-2 at 10 m/px, which their PNGs do not say
 events = {{ k = 2, n = 2, hysteresis = 0.0, cooldown_s = 0 }}
 
 [[image.sources]]
