@@ -141,7 +141,7 @@ def classify_frame(model: Model, source: str | Path | bytes, options: ClassifyOp
     tta = tta_for(model, options)
     tiles = _run_tiles(model, picture, tile, options, tta) if tile else None
     if tiles is not None and resample:
-        tiles.to_frame = (frame.width / picture.width, frame.height / picture.height)
+        tiles.to_frame = (1.0 / scale.factor[0], 1.0 / scale.factor[1])
         tiles.frame_size = (frame.width, frame.height)
     used = tiles.tile_px if tiles is not None else 0
     if tiles is None or tiles.grid.rows * tiles.grid.cols == 1:

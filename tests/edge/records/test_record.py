@@ -42,7 +42,7 @@ def test_event_phases_become_valid_records_linked_by_the_event_id():
                             origin=CLIP_START, time_source="file-mtime") for e in (start, update, end)]
     for record in records:
         VALIDATOR.validate(record)
-        assert record["schema"] == SCHEMA_VERSION == "1.5"
+        assert record["schema"] == SCHEMA_VERSION == "1.6"
         assert (record["kind"], record["label"], record["alert"], record["threshold"]) == ("audio", "excavator", True, 0.5)
         assert record["time"] == "2026-05-01T16:00:00.500Z" == record["event"]["start"]  # the event's start, not the phase's
         assert record["event"]["offset_s"] == 0.5
