@@ -18,7 +18,7 @@ from edge.cli import listen
 from edge.cli.arguments import UsageError, ground_resolution, overlap, positive, shipped_model, threshold
 from edge.cli.progress import Progress
 from edge.cli.table import TableWriter
-from edge.decisions.alerts import resolve_thresholds
+from edge.decisions.alerts import resolve_thresholds, takes_threshold
 from edge.delivery.outbox import Outbox
 from edge.filekind import not_a_file
 from edge.image.choice import ImageModel, pick
@@ -151,23 +151,15 @@ def model_thresholds(models: list[Model], overrides: dict[str, float]) -> list[d
     override that names no alert group of any model is a usage error."""
     out = []
     for model in models:
-        mine = {k: v for k, v in overrides.items() if k == "*" or _takes(model, k)}
+        mine = {k: v for k, v in overrides.items() if k == "*" or takes_threshold(model.manifest, k)}
         out.append(resolve_thresholds(model.manifest, mine))
-    for key in overrides:
-        if key != "*" and not any(_takes(m, key) for m in models):
+    for key, value in overrides.items():
+        if key != "*" and not any(takes_threshold(m.manifest, key) for m in models):
             try:
-                resolve_thresholds(models[0].manifest, {key: overrides[key]})  # its message says what is wrong
+                resolve_thresholds(models[0].manifest, {key: value})  # its message says what is wrong
             except ValueError as exc:
                 raise UsageError(f"--threshold: {exc}") from None
     return out
-
-
-def _takes(model: Model, key: str) -> bool:
-    try:
-        resolve_thresholds(model.manifest, {key: 0.5})
-    except ValueError:
-        return False
-    return True
 
 
 def classify_path(model: Model, path: Path, options: ClassifyOptions, device: str) -> dict:

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from edge.config.errors import ConfigError
-from edge.config.sections import ImageModelConfig, takes_threshold
+from edge.config.sections import ImageModelConfig
 from edge.config.values import TomlValues, shown
-from edge.decisions.alerts import resolve_thresholds
+from edge.decisions.alerts import resolve_thresholds, takes_threshold
 from edge.decisions.events import EventRules, layered_rules
 from edge.decisions.groups import alert_groups, plain
 from edge.model.bundle import BundleError, Manifest

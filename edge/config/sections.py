@@ -9,7 +9,7 @@ from typing import ClassVar
 
 from edge.audio.score_log import DEFAULT_HOURS, DEFAULT_MAX_MB
 from edge.config.secret_files import read_secret
-from edge.decisions.alerts import resolve_thresholds
+from edge.decisions.alerts import resolve_thresholds, takes_threshold
 from edge.decisions.events import EventRules
 from edge.delivery.outbox import OutboxLimits
 from edge.image.classify import DEFAULT_BATCH, DEFAULT_OVERLAP
@@ -195,11 +195,3 @@ class EdgeConfig:
         image = tuple(m.manifest for m in self.image.models) if self.image is not None else ()
         return image + ((self.audio.manifest,) if self.audio is not None else ())
 
-
-def takes_threshold(manifest: Manifest, key: str) -> bool:
-    """Whether a threshold override keyed `key` applies to this model ('*' applies to every model)."""
-    try:
-        resolve_thresholds(manifest, {key: 0.5})
-    except ValueError:
-        return False
-    return True

@@ -86,13 +86,16 @@ def read_ground(source: str | Path | bytes, *, option: float | None = None, conf
         with Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source, formats=FORMATS) as img:
             width, height = img.size
             jpeg_like = img.format != "PNG" or "exif" in img.info  # a PNG's late EXIF would need a decode
-            orientation = img.getexif().get(0x0112, 1) if jpeg_like else 1
+            exif = img.getexif() if jpeg_like else {}
+            orientation = exif.get(0x0112, 1)
+            silent = not exif and not img.info.get("xmp") and img.format != "TIFF"
     except Exception:  # noqa: BLE001 - any header Pillow cannot read: open_frame names the problem
         return Ground(None, "the frame's header cannot be read")
     try:
         gsd = frame_gsd(source, option=option, config=config)
     except NoGroundResolution as exc:
-        return Ground(None, _reason(exc, source), *_upright(width, height, orientation))
+        why = "the file has no georeferencing and no drone EXIF or XMP" if silent else _reason(exc, source)
+        return Ground(None, why, *_upright(width, height, orientation))
     if orientation in _SIDEWAYS:
         gsd = replace(gsd, x_m=gsd.y_m, y_m=gsd.x_m)
     return Ground(gsd, "", *_upright(width, height, orientation))
@@ -156,8 +159,7 @@ def _reason(exc: NoGroundResolution, source) -> str:
     """frame_gsd's message without the file name (the record has it) and its advice (the caller gives it)."""
     text = str(exc)
     prefix = f"{Path('the frame') if isinstance(source, (bytes, bytearray)) else Path(source)}: "
-    text = text[len(prefix):] if text.startswith(prefix) else text
-    text = text.removeprefix("no ground resolution: ")
+    text = text.removeprefix(prefix).removeprefix("no ground resolution: ")
     return text.removesuffix("; pass --gsd M (metres per pixel)")
 
 

@@ -313,7 +313,7 @@ def _parse_input(raw: dict, where: str) -> InputSpec:
 def _parse_trained_on(raw: dict, where: str) -> TrainedOn:
     try:
         return parse_trained_on(raw, f"{where}: trained_on")
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise BundleError(str(exc)) from None
 
 

@@ -21,7 +21,7 @@ class TrainedOn:
 
 
 def parse_trained_on(raw: dict, where: str) -> TrainedOn:
-    """Raises ValueError naming the key (`where` is the manifest's, e.g. "FILE: manifest.json: trained_on")."""
+    """Raises ValueError (TypeError for a source that is no string) naming the key (`where` is the manifest's, e.g. "FILE: manifest.json: trained_on")."""
     tile = raw.get("tile_px")
     if tile is not None and not (isinstance(tile, int) and not isinstance(tile, bool) and tile > 0):
         raise ValueError(f"{where}.tile_px: expected a positive integer or null, got {tile!r}")
@@ -33,7 +33,7 @@ def parse_trained_on(raw: dict, where: str) -> TrainedOn:
         raise ValueError(f"{where}.licences: expected a list of strings")
     source = raw.get("source")
     if not isinstance(source, str):
-        raise ValueError(f"{where}: source: expected str, got {type(source).__name__} {source!r}")
+        raise TypeError(f"{where}: source: expected str, got {type(source).__name__} {source!r}")
     gsd = None if gsd is None else float(gsd)
     return TrainedOn(source=source, tile_px=tile, ground_resolution_m=gsd, licences=tuple(licences),
                      ground_resolution_range_m=_parse_range(raw.get("ground_resolution_range_m"), gsd,

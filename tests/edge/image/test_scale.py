@@ -168,7 +168,9 @@ def test_choose_prefers_models_that_can_judge_then_camera_models_then_the_neares
     ten, half, camera = (read_bundle(p).manifest.trained_on for p in (tiny_scaled, tiny_05m, tiny_int8))
     from edge.image.gsd import given
 
-    at = lambda m, w=1000, h=1000: Ground(given(m, "option"), "", w, h)  # noqa: E731
+    def at(metres: float) -> Ground:
+        return Ground(given(metres, "option"), "", 1000, 1000)
+
     assert choose([ten, half], at(3.0)) == 0  # too coarse for the drone model (more than 1 m/px)
     assert choose([ten, half], at(0.9)) == 1  # both judge it: 0.9 is nearer 0.5 than 10
     assert choose([ten, half, camera], at(100.0)) == 2  # neither judges 100 m/px: the camera model

@@ -79,7 +79,7 @@ def test_records_go_through_the_outbox_once_and_follow_the_schema(ortho, tiny_sc
     validator = jsonschema.Draft202012Validator(load_schema("detection"))
     for record in payloads:
         validator.validate(record)
-        assert record["schema"] == "1.5" and record["alert"] is True and record["source"] == str(ortho)
+        assert record["schema"] == "1.6" and record["alert"] is True and record["source"] == str(ortho)
         assert record["area"]["polygon"][0] == record["area"]["polygon"][-1]
     with pytest.raises(jsonschema.ValidationError):
         validator.validate(dict(payloads[0], area=dict(payloads[0]["area"], tiles=0)))
