@@ -30,15 +30,15 @@ $(VENV)/.test: pyproject.toml constraints.txt $(VENV)/.edge
 
 demo: $(VENV)/.base
 	@mkdir -p $(DEMO_OUT)
-	@echo "== nv-edge classify on the shipped sample frames with the shipped image model (offline) =="
-	$(VENV)/bin/nv-edge classify samples/tiles samples/scenes --format table --device demo
+	@echo "== nv-edge classify on the shipped sample frames with the shipped image model (offline); they are Sentinel-2 at 10 m/px, which the PNGs do not say: --gsd 10 =="
+	$(VENV)/bin/nv-edge classify samples/tiles samples/scenes --gsd 10 --format table --device demo
 	@echo "== the shipped sample clips with the shipped audio model: events (rain | chainsaw | rain in the composite) =="
 	$(VENV)/bin/nv-edge classify samples/audio --events --format table --device demo
 	@$(PY) -c 'import sys; from edge.model.bundle import read_bundle; op = read_bundle(sys.argv[1]).manifest.metrics.get("operating_point"); print("audio thresholds:", op["how"] if op else "per alert label, for window precision (the manifest records no operating point)")' models/mining-audio/mining-audio.nvm
-	$(VENV)/bin/nv-edge classify samples/ --device demo > $(DEMO_OUT)/detections.jsonl
+	$(VENV)/bin/nv-edge classify samples/ --gsd 10 --device demo > $(DEMO_OUT)/detections.jsonl
 	@echo "== JSON records (every frame and audio window) written to $(DEMO_OUT)/detections.jsonl =="
 	@echo "== the mosaic's tile map against its truth (tiles without overlap) =="
-	$(VENV)/bin/nv-edge classify samples/scenes/mosaic_a.png --overlap 0 --device demo | $(PY) samples/compare_truth.py samples/scenes/mosaic_a.json
+	$(VENV)/bin/nv-edge classify samples/scenes/mosaic_a.png --gsd 10 --overlap 0 --device demo | $(PY) samples/compare_truth.py samples/scenes/mosaic_a.json
 	@echo "== nv-edge scan: the mosaic as a GeoTIFF (10 m/px, placed in the Tapajos basin: not a real place) -> mining areas as GeoJSON =="
 	$(VENV)/bin/nv-edge scan samples/scenes/mosaic_a.tif --out $(DEMO_OUT)/mosaic_a.mining.geojson --device demo --fresh > $(DEMO_OUT)/mosaic_a.areas.jsonl
 	@echo "== open $(DEMO_OUT)/mosaic_a.mining.geojson in QGIS; the overview is $(DEMO_OUT)/mosaic_a.mining.png, one record per area in $(DEMO_OUT)/mosaic_a.areas.jsonl =="

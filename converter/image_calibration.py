@@ -80,8 +80,10 @@ def calibrate_images(bundle_path: Path, folder: Path, options: CalibrationOption
     groups = alert_groups(manifest)
     files = _frames(folder, manifest, groups)
     previous = resolve_thresholds(manifest)
+    # A site's labelled frames are taken to be at the model's ground resolution when their files do not say
+    # (the areas below assume it too); a file that says another one is resampled to it, as on the unit.
     classify = ClassifyOptions(thresholds=previous, tile=options.tile, overlap=options.overlap,
-                               batch_size=options.batch_size)
+                               batch_size=options.batch_size, default_gsd=manifest.trained_on.ground_resolution_m)
     scores, areas, classes, unreadable = [], [], [], []
     for path, cls in files:
         try:

@@ -76,7 +76,8 @@ def evaluate(bundle: Path, dataset: Dataset, options: ReleaseOptions) -> dict:
             started = time.perf_counter()
             tile_scores = _group(predict_tiles_batched(model, px, n), manifest, group, members)
             scene_scores = score_scenes(model, scenes, tiles.__getitem__, group,
-                                        ClassifyOptions(thresholds=thresholds, overlap=options.overlap, tta=n), ground_m)
+                                        ClassifyOptions(thresholds=thresholds, overlap=options.overlap, tta=n, gsd=gsd),
+                                        ground_m)
             scores[name] = (tile_scores, scene_scores)
             log(f"tta {n}, {name}: {len(px)} tiles and {len(scenes)} scenes in {time.perf_counter() - started:.0f} s")
         curves = {name: _curves(data[name][1], *scores[name], ground_m) for name in scores}

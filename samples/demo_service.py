@@ -69,6 +69,7 @@ location = {{ lat = -3.4653, lon = -62.2159 }}
 
 [image]
 model = "{IMAGE_MODEL}"
+gsd = 10.0  # the sample frames are Sentinel-2 tiles at 10 m/px, which their PNGs do not say
 overlap = 0
 
 [[image.sources]]

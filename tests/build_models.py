@@ -46,7 +46,9 @@ def tiny_manifest(name: str, dtype: str) -> Manifest:
         alert_labels=("mining",),
         thresholds={"mining": 0.6},
         input=InputSpec(size=(SIZE, SIZE), dtype=dtype),
-        trained_on=TrainedOn(source="synthetic: red means mining", tile_px=TILE, ground_resolution_m=10.0),
+        # No ground resolution: a "camera model" that takes frames as they are (tests/conftest.py's tiny_scaled
+        # is the same model learnt at 10 m/px)
+        trained_on=TrainedOn(source="synthetic: red means mining", tile_px=TILE),
         converter_version=__version__,
         min_runtime=__version__,
         metrics={"note": "fixed weights, not trained"},

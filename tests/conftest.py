@@ -49,7 +49,25 @@ def tiny_grouped_audio(tiny_audio_models, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_int8(tiny_models) -> Path:
+    """The tiny int8 model without a ground resolution: it takes frames as they are (a camera model)."""
     return tiny_models["int8"]
+
+
+SCALED_M = 10.0  # tiny_scaled learnt 16-px tiles at 10 m/px: 160 m of ground a tile
+
+
+@pytest.fixture(scope="session")
+def tiny_scaled(tiny_int8, tmp_path_factory) -> Path:
+    """The tiny int8 model under a manifest that says it learnt 10 m/px (16-px tiles of 160 m)."""
+    from dataclasses import replace
+
+    from build_models import rebundle
+
+    from edge.model.bundle import read_bundle
+
+    trained = read_bundle(tiny_int8).manifest.trained_on
+    return rebundle(tiny_int8, tmp_path_factory.mktemp("scaled") / "tiny-10m.nvm", name="tiny-10m",
+                    trained_on=replace(trained, ground_resolution_m=SCALED_M))
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -66,3 +66,34 @@ def png_claiming(data: bytes, width: int, height: int) -> bytes:
 
 def png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+# A drone photo as DJI writes it: EXIF focal length and focal-plane resolution (a 17.3 mm sensor across the
+# frame, as a Mavic 3E's), and the flight's height above the take-off point in the XMP.
+DRONE_FOCAL_MM, DRONE_SENSOR_MM = 12.29, 17.3
+DRONE_XMP = (
+    '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+    '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    '<rdf:Description rdf:about="DJI Meta Data" xmlns:drone-dji="http://www.dji.com/drone-dji/1.0/"'
+    ' drone-dji:RelativeAltitude="+{alt:.4f}" drone-dji:GimbalPitchDegree="-90.00"/>'
+    '</rdf:RDF></x:xmpmeta>\n<?xpacket end="w"?>'
+)
+
+
+def drone_jpeg(path: Path, img: Image.Image, gsd_m: float) -> Path:
+    """`img` saved as a nadir drone photo whose EXIF and XMP say `gsd_m` metres per pixel (edge/image/gsd.py:
+    sensor width x altitude / (focal length x width), solved for the altitude)."""
+    from fractions import Fraction
+
+    from PIL.TiffImagePlugin import IFDRational
+
+    width = img.width
+    altitude = gsd_m * DRONE_FOCAL_MM * width / DRONE_SENSOR_MM
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "DJI", "M3E"
+    sub = exif.get_ifd(0x8769)
+    sub[0x920A] = IFDRational(Fraction(DRONE_FOCAL_MM).limit_denominator(1000))
+    sub[0xA20E] = IFDRational(Fraction(width / DRONE_SENSOR_MM).limit_denominator(10**6))
+    sub[0xA210], sub[0xA002] = 4, width  # millimetres; the width the resolution counts
+    img.save(path, "JPEG", quality=95, exif=exif, xmp=DRONE_XMP.format(alt=altitude).encode())
+    return path

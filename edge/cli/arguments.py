@@ -40,6 +40,17 @@ def threshold(text: str) -> tuple[str, float]:
     return (label or "*", number)
 
 
+def ground_resolution(text: str) -> float:
+    """--gsd M: metres of ground per pixel."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected metres per pixel like 0.05, got {text!r}") from None
+    if not 0 < value < 1e6:
+        raise argparse.ArgumentTypeError(f"a ground resolution is a positive number of metres per pixel, got {value}")
+    return value
+
+
 def event_rule(text: str) -> tuple[str, object]:
     """KEY=VALUE: one key of the event rules (edge/decisions/events.py checks it), e.g. rule=mean,
     window=6, max_gap_s=null. Numbers are read as numbers, null or none as no value."""

@@ -1,7 +1,8 @@
 """`nv-edge classify PATH...`: image, video and audio files or folders -> one JSON record per frame, sampled
 video frame (`--fps`, `--every`; edge/image/footage.py) or audio window (or event) on stdout, or a table;
-`--outbox` also queues them. A file that cannot be read gives
-an error record naming it, and the batch goes on. Only regular files are opened: a FIFO, a device or a
+`--outbox` also queues them. A file that cannot be read gives an error record naming it, and the batch goes
+on. With several `--model`s each frame goes to the one whose training scale fits it best
+(edge/image/choice.py; a video's frames go to the first). Only regular files are opened: a FIFO, a device or a
 socket (or a symlink to one) gives an error record saying what it is (`edge/filekind.py`)."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from edge.audio.audiofile import AUDIO_SUFFIXES, is_audio_file
@@ -17,9 +19,10 @@ from edge.cli import listen
 from edge.cli.arguments import UsageError, ground_resolution, overlap, positive, shipped_model, threshold
 from edge.cli.progress import Progress
 from edge.cli.table import TableWriter
-from edge.decisions.alerts import resolve_thresholds
+from edge.decisions.alerts import resolve_thresholds, takes_threshold
 from edge.delivery.outbox import Outbox
 from edge.filekind import not_a_file
+from edge.image.choice import ImageModel, pick
 from edge.image.classify import DEFAULT_BATCH, DEFAULT_OVERLAP, ClassifyOptions, classify_frame
 from edge.image.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageError
 from edge.image.footage import video_records
@@ -40,7 +43,9 @@ def default_model_path() -> Path | None:
 
 def add_arguments(c: argparse.ArgumentParser) -> None:
     c.add_argument("paths", nargs="+", metavar="PATH", help="image, video or audio files, or folders")
-    c.add_argument("--model", type=Path, help=f"model bundle (.nvm); default: $NV_MODEL or models/{DEFAULT_MODEL_NAME}")
+    c.add_argument("--model", type=Path, action="append", default=[],
+                   help="model bundle (.nvm); repeat it for several image models, each frame then goes to the one whose "
+                        f"ground resolution fits it best; default: $NV_MODEL or models/{DEFAULT_MODEL_NAME}")
     c.add_argument("--format", choices=("json", "table"), default="json", help="json: one record per line (default)")
     c.add_argument(
         "--threshold", type=threshold, action="append", default=[], metavar="[GROUP=]T",
@@ -49,6 +54,13 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     )
     c.add_argument("--tile", type=positive("tile", 0), metavar="PX",
                    help="tile edge in frame pixels; 0 = classify the whole frame; default: the model's training tile size")
+    c.add_argument("--gsd", type=ground_resolution, metavar="M",
+                   help="ground resolution of every frame (video frames too) in metres per pixel, over what the files and a "
+                        "video's DJI telemetry say (frames of a "
+                        "model that learnt one are resampled to it; without it, a frame that says nothing is out of domain)")
+    c.add_argument("--allow-out-of-domain", action="store_true",
+                   help="let frames the model cannot judge (resolution unknown or outside its range, smaller than a tile) "
+                        "raise alerts all the same; their records still say out_of_domain")
     c.add_argument("--overlap", type=overlap, default=DEFAULT_OVERLAP, help=f"tile overlap fraction (default {DEFAULT_OVERLAP})")
     c.add_argument("--backend", choices=tuple(BACKENDS), help="force an interpreter (default: the first that imports)")
     c.add_argument("--threads", type=positive("threads"), help="interpreter threads (default: the backend's choice)")
@@ -68,8 +80,6 @@ def add_video_arguments(c: argparse.ArgumentParser) -> None:
     rate.add_argument("--fps", type=seconds("fps"), metavar="N",
                       help=f"video frames classified per second of video (default {DEFAULT_FPS:g}; 0.5 = one every 2 s)")
     rate.add_argument("--every", type=seconds("every"), metavar="S", help="seconds of video between classified frames")
-    v.add_argument("--gsd", type=ground_resolution, metavar="M",
-                   help="metres of ground per pixel of the video frames, over what their DJI telemetry gives")
 
 
 def seconds(kind: str):
@@ -109,29 +119,20 @@ def run(args: argparse.Namespace) -> int:
     readable = [p for p in inputs if p not in refused]
     images = [p for p in readable if not is_audio_file(p)]
     overrides = dict(args.threshold)
-    audio = model = None
+    audio = None
+    models: list[ImageModel] = []
     try:  # audio files go to the audio model (edge/audio/listen.py); each model takes its own groups and labels
         if len(images) < len(readable):
             audio = listen.AudioFiles(args, overrides, strict=not images)
             overrides = {k: v for k, v in overrides.items() if k not in audio.threshold_keys}
     except ValueError as exc:  # a --threshold or --event the audio model cannot take (the message names it)
         raise UsageError(str(exc)) from None
-    try:
-        if images or audio is None:
-            model = open_model(args.model, args.backend, args.threads)
-            thresholds = resolve_thresholds(model.manifest, overrides)
-        else:
-            thresholds = {}
-    except ValueError as exc:  # from resolve_thresholds: an override that names no alert group or label
-        raise UsageError(f"--threshold: {exc}") from None
-    options = ClassifyOptions(
-        thresholds=thresholds,
-        tile=args.tile,
-        overlap=args.overlap,
-        batch_size=args.batch,
-        max_pixels=args.max_pixels,
-        max_bytes=args.max_bytes,
-    )
+    if images or audio is None:
+        options = ClassifyOptions(thresholds={}, tile=args.tile, overlap=args.overlap, batch_size=args.batch,
+                                  max_pixels=args.max_pixels, max_bytes=args.max_bytes, gsd=args.gsd,
+                                  allow_out_of_domain=args.allow_out_of_domain)
+        opened = [open_model(path, args.backend, args.threads) for path in args.model or [None]]
+        models = [ImageModel(m, replace(options, thresholds=t)) for m, t in zip(opened, model_thresholds(opened, overrides))]
     device = args.device or default_device()
     progress = Progress(len(inputs))
     writer = TableWriter(sys.stdout) if args.format == "table" else None
@@ -145,10 +146,10 @@ def run(args: argparse.Namespace) -> int:
             elif audio is not None and is_audio_file(path):
                 records = ((record, path) for record in audio.records(path, device))
             elif is_video_file(path):  # (record, decoded frame): one frame at a time, never the whole video
-                records = video_records(model, path, options, device=device, every_s=every_s(args), gsd=args.gsd,
-                                        warn=warn)
+                records = video_records(models[0].model, path, models[0].options, device=device, every_s=every_s(args),
+                                        gsd=args.gsd, warn=warn)
             else:
-                records = [(classify_path(model, path, options, device), path)]
+                records = [(classify_file(models, path, device), path)]
             for record, picture in records:
                 failed |= "error" in record
                 if outbox is not None:  # first: a record on its way somewhere is a record on the card
@@ -184,11 +185,35 @@ def iter_inputs(paths: list[str]):
             yield path
 
 
+def model_thresholds(models: list[Model], overrides: dict[str, float]) -> list[dict[str, float]]:
+    """Each model's thresholds with the --threshold overrides it has a group for ('*': every model's); an
+    override that names no alert group of any model is a usage error."""
+    out = []
+    for model in models:
+        mine = {k: v for k, v in overrides.items() if k == "*" or takes_threshold(model.manifest, k)}
+        out.append(resolve_thresholds(model.manifest, mine))
+    for key, value in overrides.items():
+        if key != "*" and not any(takes_threshold(m.manifest, key) for m in models):
+            try:
+                resolve_thresholds(models[0].manifest, {key: value})  # its message says what is wrong
+            except ValueError as exc:
+                raise UsageError(f"--threshold: {exc}") from None
+    return out
+
+
 def classify_path(model: Model, path: Path, options: ClassifyOptions, device: str) -> dict:
-    """One record for one file: a detection, or an error naming the file. Never raises for bad input."""
+    """One record for one file with one model (classify_file with a single model)."""
+    return classify_file([ImageModel(model, options)], path, device)
+
+
+def classify_file(models: list[ImageModel], path: Path, device: str) -> dict:
+    """One record for one file: a detection by the model that fits it best, or an error naming the file.
+    Never raises for bad input."""
     source = str(path)
+    chosen, ground = pick(models, path)
+    model = chosen.model
     try:
-        result = classify_frame(model, path, options)
+        result = classify_frame(model, path, chosen.options, ground)
     except ImageError as exc:
         return error_record(source=source, error=f"{source}: {exc}", device=device, model=model.identity)
     except Exception as exc:  # noqa: BLE001 - one bad frame must never stop a batch

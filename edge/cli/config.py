@@ -64,12 +64,13 @@ def summary(cfg: EdgeConfig) -> list[str]:
     return lines
 
 
-def _model(section: ImageConfig | AudioConfig) -> str:
-    m = section.manifest
-    thresholds = ", ".join(f"{label} {value:g}" for label, value in section.resolved_thresholds().items())
+def _model(section: ImageConfig | AudioConfig, manifest=None, path=None) -> str:
+    m = manifest or section.manifest
+    resolved = section.resolved_thresholds(m) if isinstance(section, ImageConfig) else section.resolved_thresholds()
+    thresholds = ", ".join(f"{label} {value:g}" for label, value in resolved.items())
     groups = alert_groups(m)
     decided = "" if plain(groups) else f" (groups: {describe(groups)})"
-    return f"{m.name} {m.version} ({section.model}); alert at {thresholds or 'nothing'}{decided}"
+    return f"{m.name} {m.version} ({path or section.model}); alert at {thresholds or 'nothing'}{decided}"
 
 
 def _events(rules: EventRules) -> str:
@@ -80,11 +81,22 @@ def _events(rules: EventRules) -> str:
 
 
 def _image(image: ImageConfig) -> list[str]:
-    trained = image.manifest.trained_on.tile_px
-    tile = ("whole frames" if image.tile == 0 else f"{image.tile} px tiles" if image.tile
-            else f"{trained} px tiles (the model's)" if trained else "whole frames (the model's)")
-    lines = [f"image   {_model(image)}; {tile}"]
-    lines += [_events(image.events)] if image.events is not None else []
+    lines = []
+    for entry in image.models:
+        t = entry.manifest.trained_on
+        tile = ("whole frames" if image.tile == 0 else f"{image.tile} px tiles" if image.tile
+                else f"{t.tile_px} px tiles (the model's)" if t.tile_px else "whole frames (the model's)")
+        if t.ground_resolution_m is not None and t.tile_px is not None and image.tile is None:
+            tile = (f"{t.tile_px} px tiles at {t.ground_resolution_m:g} m/px ({t.tile_px * t.ground_resolution_m:g} m "
+                    "of ground each; frames resampled to it)")
+        lines.append(f"image   {_model(image, entry.manifest, entry.path)}; {tile}")
+        lines += [_events(entry.events)] if entry.events is not None else []
+    if len(image.models) > 1:
+        lines.append("  each frame goes to the model whose ground resolution fits it best")
+    if any(e.manifest.trained_on.ground_resolution_m is not None for e in image.models):
+        said = f"{image.gsd:g} m/px" if image.gsd is not None else "unknown (out of domain: no alert)"
+        lines.append(f"  ground resolution of frames whose files do not say it: {said}"
+                     + ("; out-of-domain frames may alert" if image.allow_out_of_domain else ""))
     return lines + [f"  from  {_source(s)}" for s in image.sources]
 
 

@@ -26,6 +26,8 @@ class TableWriter:
             grid = f"{tiles['rows']}x{tiles['cols']}" if tiles else "1"
             box = ",".join(map(str, tiles["best"]["box"])) if tiles else ""
             alert = "YES" if record["alert"] else "no"
+            if "out_of_domain" in record:  # why the model cannot judge it: the alert column alone would hide it
+                box = f"{box}  out of domain: {record['out_of_domain']['why']}".lstrip()
             line = f"{source:<40} {record['label']:<12} {record['score']:>6.3f} {alert:<5} {grid:>7}  {box}"
         self.stream.write(line + "\n")
         self.stream.flush()

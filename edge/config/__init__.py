@@ -18,14 +18,15 @@ from edge.config.errors import ConfigError
 from edge.config.reader import load_config
 from edge.config.secret_files import read_secret
 from edge.config.sections import (AFTER_ACTIONS, DEFAULT_PATH, DEFAULT_STATE_DIR, DEVICE_ID, AudioConfig, AudioSource,
-                                  DeviceConfig, EdgeConfig, FolderSource, HttpSource, ImageConfig, ImageSource,
-                                  Location, MicrophoneSource, MqttConfig, OutboxConfig, PicameraSource, TlsConfig)
+                                  DeviceConfig, EdgeConfig, FolderSource, HttpSource, ImageConfig, ImageModelConfig,
+                                  ImageSource, Location, MicrophoneSource, MqttConfig, OutboxConfig, PicameraSource,
+                                  TlsConfig)
 from edge.config.service import broker_settings, outbox_limits, publisher_options
 
 __all__ = [
     "AFTER_ACTIONS", "DEFAULT_PATH", "DEFAULT_STATE_DIR", "DEVICE_ID",
     "AudioConfig", "AudioSource", "ConfigError", "DeviceConfig", "EdgeConfig", "FolderSource", "HttpSource",
-    "ImageConfig", "ImageSource", "Location", "MicrophoneSource", "MqttConfig", "OutboxConfig", "PicameraSource",
-    "TlsConfig",
+    "ImageConfig", "ImageModelConfig", "ImageSource", "Location", "MicrophoneSource", "MqttConfig", "OutboxConfig",
+    "PicameraSource", "TlsConfig",
     "broker_settings", "load_config", "outbox_limits", "publisher_options", "read_secret",
 ]

@@ -21,17 +21,13 @@ from edge.config.secret_files import read_secret
 from edge.config.sections import (AFTER_ACTIONS, DEFAULT_STATE_DIR, DEVICE_ID, AudioConfig, AudioSource, DeviceConfig,
                                   EdgeConfig, FolderSource, HttpSource, ImageConfig, ImageSource, Location,
                                   MicrophoneSource, MqttConfig, OutboxConfig, PicameraSource, TlsConfig)
-from edge.config.values import TomlValues, leaf, shown
-from edge.decisions.alerts import resolve_thresholds
-from edge.decisions.events import EventRules, layered_rules
-from edge.decisions.groups import alert_groups, plain
+from edge.config.models import ModelValues
+from edge.config.values import leaf, shown
 from edge.delivery.connection import DEFAULT_PORT, PROTOCOLS
 from edge.delivery.publisher import CONFIRM_MODES
 from edge.image.classify import DEFAULT_BATCH, DEFAULT_OVERLAP
 from edge.image.tiling import MAX_OVERLAP
-from edge.model.bundle import BundleError, Manifest
 from edge.model.interpreter import BACKENDS
-from edge.model.loaded import load_model
 
 
 def load_config(path: str | Path) -> EdgeConfig:
@@ -48,7 +44,7 @@ def load_config(path: str | Path) -> EdgeConfig:
     return _Reader(path).edge(data)
 
 
-class _Reader(TomlValues):
+class _Reader(ModelValues):
     """Walks the parsed TOML; `where` is the key path an error names, e.g. "image.sources[2].url"."""
 
     # -- sections
@@ -81,27 +77,27 @@ class _Reader(TomlValues):
         return DeviceConfig(id=device_id, state_dir=state_dir, location=location, stall_s=stall_s)
 
     def image(self, raw: Any) -> ImageConfig:
-        t = self.table(raw, "image", required=("model", "sources"),
-                       optional=("tile", "overlap", "thresholds", "backend", "threads", "batch", "thumbnails", "events",
-                                 "video_fps", "gsd"))
+        t = self.table(raw, "image", required=("sources",),
+                       optional=("model", "models", "tile", "overlap", "thresholds", "backend", "threads", "batch",
+                                 "thumbnails", "events", "gsd", "allow_out_of_domain", "video_fps"))
         backend = self.choice(t, "image.backend", tuple(BACKENDS))
         threads = self.integer(t, "image.threads", low=1) if "threads" in t else None
-        model, manifest = self.model(t, "image", backend, threads)
+        models = self.image_models(t, backend, threads)
         sources = t["sources"]
         if not isinstance(sources, list) or not sources or not all(isinstance(s, dict) for s in sources):
             raise self.fail("image.sources", f"got {shown(sources)}", "one or more [[image.sources]] tables")
         return ImageConfig(
-            model=model, manifest=manifest,
+            models=models,
             sources=tuple(self.image_source(s, f"image.sources[{i}]") for i, s in enumerate(sources, 1)),
-            thresholds=self.thresholds(t, "image", manifest),
+            thresholds=self.image_thresholds(t, models),
             tile=self.integer(t, "image.tile", low=0) if "tile" in t else None,
             overlap=self.number(t, "image.overlap", low=0, high=MAX_OVERLAP, default=DEFAULT_OVERLAP),
             backend=backend, threads=threads,
             batch=self.integer(t, "image.batch", low=1, default=DEFAULT_BATCH),
             thumbnails=self.boolean(t, "image.thumbnails", default=False),
-            events=self.image_events(t["events"], model, manifest) if "events" in t else None,
             video_fps=self.number(t, "image.video_fps", low=0.001, high=120, default=1.0),
             gsd=self.number(t, "image.gsd", low=1e-6, high=1e6) if "gsd" in t else None,
+            allow_out_of_domain=self.boolean(t, "image.allow_out_of_domain", default=False),
         )
 
     def audio(self, raw: Any, state_dir: Path) -> AudioConfig:
@@ -275,46 +271,6 @@ class _Reader(TomlValues):
                           tls_verify=self.boolean(t, f"{where}.tls_verify", default=True),
                           max_bytes=self.integer(t, f"{where}.max_bytes", low=1024) if "max_bytes" in t else None,
                           name=self.name(t, where))
-
-    # -- models, thresholds, events
-
-    def model(self, t: dict, section: str, backend: str | None, threads: int | None) -> tuple[Path, Manifest]:
-        """The section's bundle, loaded as the service loads it (`load_model`, for a moment): checksums,
-        manifest, task, and the manifest against the interpreter's real tensors."""
-        where = f"{section}.model"
-        path = self.path_of(t, where, self.here)
-        if not path.is_file():
-            raise self.fail(where, f"{path}: no such file", "the path of a model bundle (.nvm)")
-        try:
-            manifest = load_model(path, backend=backend, num_threads=threads, task=section).manifest
-        except BundleError as exc:
-            raise self.fail(where, str(exc), f"an {section} model bundle (.nvm) made by nv-convert") from None
-        return path, manifest
-
-    def thresholds(self, t: dict, section: str, manifest: Manifest) -> dict[str, float]:
-        where = f"{section}.thresholds"
-        raw = self.table(t.get("thresholds", {}), where, optional=None)
-        for label in raw:
-            self.number(raw, f"{where}.{label}", low=0, high=1)
-            try:
-                resolve_thresholds(manifest, {label: float(raw[label])})
-            except ValueError as exc:
-                kind = "label" if plain(alert_groups(manifest)) else "group"
-                raise self.fail(f"{where}.{label}", str(exc), f"an alert {kind} of {manifest.name}") from None
-        return {label: float(value) for label, value in raw.items()}
-
-    def image_events(self, raw: Any, model: Path, manifest: Manifest) -> EventRules:
-        """Frames come at irregular intervals (a camera trap fires on motion), so a pause between
-        frames ends nothing unless max_gap_s is given (here or by the model)."""
-        return self.events(raw, "image.events", model, manifest, base={"max_gap_s": None})
-
-    def events(self, raw: Any, where: str, model: Path, manifest: Manifest, base: dict | None = None) -> EventRules:
-        """The model's recommended rules (its manifest's `events`), with the keys of this table over them."""
-        try:
-            return layered_rules((base, "defaults"), (manifest.events, f"{model}: manifest.json: events"),
-                                 (raw, f"{self.path}: [{where}]"))
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
 
     def suffixes(self, t: dict, where: str) -> tuple[str, ...] | None:
         value = t.get(leaf(where))

@@ -9,7 +9,7 @@ from typing import ClassVar
 
 from edge.audio.score_log import DEFAULT_HOURS, DEFAULT_MAX_MB
 from edge.config.secret_files import read_secret
-from edge.decisions.alerts import resolve_thresholds
+from edge.decisions.alerts import resolve_thresholds, takes_threshold
 from edge.decisions.events import EventRules
 from edge.delivery.outbox import OutboxLimits
 from edge.image.classify import DEFAULT_BATCH, DEFAULT_OVERLAP
@@ -92,23 +92,44 @@ AudioSource = MicrophoneSource | FolderSource
 
 
 @dataclass(frozen=True)
-class ImageConfig:
-    model: Path
+class ImageModelConfig:
+    path: Path
     manifest: Manifest = field(repr=False, compare=False)  # read and checked at load time
+    events: EventRules | None = None  # None: one record per frame, no events; else the manifest's rules under [image.events]
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    models: tuple[ImageModelConfig, ...]  # one or more; each frame goes to the one whose scale fits it best
     sources: tuple[ImageSource, ...]
-    thresholds: dict[str, float] = field(default_factory=dict)  # overrides of the manifest's, by alert group
-    tile: int | None = None  # None = the model's training tile; 0 = the whole frame
+    thresholds: dict[str, float] = field(default_factory=dict)  # overrides of the manifests', by alert group
+    tile: int | None = None  # None = the model's training tile (at its scale); 0 = the whole frame
     overlap: float = DEFAULT_OVERLAP
     backend: str | None = None
     threads: int | None = None
     batch: int = DEFAULT_BATCH
     thumbnails: bool = False
-    events: EventRules | None = None  # None: one record per frame, no events; else the manifest's rules under [image.events]
     video_fps: float = 1.0  # frames classified per second of a video file (the `video` extra)
     gsd: float | None = None  # metres per pixel of frames whose files do not say (a video without telemetry)
+    allow_out_of_domain: bool = False  # frames a model cannot judge may alert all the same
 
-    def resolved_thresholds(self) -> dict[str, float]:
-        return resolve_thresholds(self.manifest, self.thresholds)
+    @property
+    def model(self) -> Path:
+        """The first model's bundle (the only one in the single-model form)."""
+        return self.models[0].path
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.models[0].manifest
+
+    @property
+    def events(self) -> EventRules | None:
+        return self.models[0].events
+
+    def resolved_thresholds(self, manifest: Manifest | None = None) -> dict[str, float]:
+        """A model's thresholds (the first's by default) with the overrides it has alert groups for."""
+        manifest = manifest or self.manifest
+        return resolve_thresholds(manifest, {k: v for k, v in self.thresholds.items() if takes_threshold(manifest, k)})
 
 
 @dataclass(frozen=True)
@@ -172,4 +193,6 @@ class EdgeConfig:
     mqtt: MqttConfig | None = None  # None: records stay in the outbox
 
     def models(self) -> tuple[Manifest, ...]:
-        return tuple(section.manifest for section in (self.image, self.audio) if section is not None)
+        image = tuple(m.manifest for m in self.image.models) if self.image is not None else ()
+        return image + ((self.audio.manifest,) if self.audio is not None else ())
+

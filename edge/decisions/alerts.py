@@ -48,6 +48,16 @@ def resolve_thresholds(manifest: Manifest, overrides: dict[str, float] | None = 
     return thresholds
 
 
+def takes_threshold(manifest: Manifest, key: str) -> bool:
+    """Whether an override keyed `key` names an alert group of this model ('*' names every model's): a unit
+    with several image models gives each the overrides it has groups for."""
+    try:
+        resolve_thresholds(manifest, {key: 0.5})
+    except ValueError:
+        return False
+    return True
+
+
 def alert_margins(scores: np.ndarray, manifest: Manifest, thresholds: dict[str, float]) -> np.ndarray:
     """For scores (N, L): how far each row's best alert group is above (>= 0) or below its threshold."""
     if not thresholds:

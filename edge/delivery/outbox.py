@@ -23,6 +23,7 @@ class's age limit go too: routine records and thumbnails after `routine_max_age_
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading

@@ -19,8 +19,8 @@ def check_config(path: Path) -> tuple[EdgeConfig | None, Check]:
                "Edit the key named there (systemd/edge.example.toml explains every key), then run nv-edge doctor again.")
         return None, fail("config", str(exc), fix)
     parts = [f"device {cfg.device.id}"]
-    parts += [f"{kind} model {s.manifest.name} {s.manifest.version}"
-              for kind, s in (("image", cfg.image), ("audio", cfg.audio)) if s is not None]
+    parts += [f"image model {m.manifest.name} {m.manifest.version}" for m in (cfg.image.models if cfg.image else ())]
+    parts += [f"audio model {cfg.audio.manifest.name} {cfg.audio.manifest.version}"] if cfg.audio else []
     parts.append(f"mqtt {cfg.mqtt.host}:{cfg.mqtt.port}" if cfg.mqtt else "no mqtt (records stay in the outbox)")
     return cfg, ok("config", f"{path}: {', '.join(parts)}")
 

@@ -26,16 +26,24 @@ IMAGE_BATCH_MAX_S = 1.0  # per batch of [image] batch tiles: slower and a large 
 def check_models(cfg: EdgeConfig | None, runs: int = LATENCY_RUNS) -> list[Check]:
     if cfg is None:
         return [skipped("model")]
-    return [check_model(kind, section, runs) for kind, section in (("image", cfg.image), ("audio", cfg.audio))
-            if section is not None]
+    checks = []
+    if cfg.image is not None:  # each image model, when there are several: "model image 1", "model image 2"...
+        several = len(cfg.image.models) > 1
+        checks += [check_model("image", cfg.image, runs, entry.path, f"model image {i}" if several else None)
+                   for i, entry in enumerate(cfg.image.models, 1)]
+    if cfg.audio is not None:
+        checks.append(check_model("audio", cfg.audio, runs))
+    return checks
 
 
-def check_model(kind: str, section: ImageConfig | AudioConfig, runs: int = LATENCY_RUNS) -> Check:
+def check_model(kind: str, section: ImageConfig | AudioConfig, runs: int = LATENCY_RUNS, path=None,
+                name: str | None = None) -> Check:
     """Checksum and manifest (read again: a bundle can be damaged after the config was checked), load
-    on the configured or best backend, and the median latency of `runs` runs on this board."""
-    name = f"model {kind}"
+    on the configured or best backend, and the median latency of `runs` runs on this board. `path`: which of
+    the section's models (its first by default)."""
+    name = name or f"model {kind}"
     try:
-        model = load_model(section.model, backend=section.backend, num_threads=section.threads)
+        model = load_model(path or section.model, backend=section.backend, num_threads=section.threads)
     except BundleError as exc:
         text = str(exc)
         if "checksum" in text or "not a model bundle" in text:
@@ -47,6 +55,9 @@ def check_model(kind: str, section: ImageConfig | AudioConfig, runs: int = LATEN
         return fail(name, text, fix)
     m = model.manifest
     where = f"{m.name} {m.version} on {model.runner.backend} {model.runner.backend_version}"
+    t = m.trained_on
+    if kind == "image" and t.ground_resolution_m is not None and t.tile_px is not None:
+        where += f" (learnt {t.ground_resolution_m:g} m/px, {t.tile_px} px tiles)"
     if kind == "audio":
         batch = np.zeros((1, *LogMelSpec.from_dict(m.audio).input_shape), dtype=np.float32)
         budget, unit = AUDIO_HOP_SHARE * section.hop_s, "per window"

@@ -24,6 +24,7 @@ from edge.image.classify import ClassifyOptions, classify_decoded, decode_wish
 from edge.image.decode import Frame, ImageError
 from edge.image.gsd import GroundResolution, NoGroundResolution, given, video_gsd
 from edge.image.records import image_record
+from edge.image.scale import Ground, plan_scale
 from edge.image.srt import SrtError, Track, read_track, sidecar
 from edge.image.video import DEFAULT_FPS, VideoError, VideoInfo, available, sample_frames
 from edge.model.loaded import Model
@@ -60,8 +61,12 @@ def video_records(model: Model, path: str | Path, options: ClassifyOptions, *, d
             if clock is None:
                 clock = _clock(path, info[0])
             where = fragment(source, sampled.offset_s)
+            cue = track.at(sampled.offset_s) if track is not None else None
+            resolution = _resolution(gsd, config_gsd, cue, track, info[0])
+            why = "" if resolution is not None else "the video has no DJI telemetry with the drone's height, and no --gsd or [image] gsd"
+            scale = plan_scale(m.trained_on, Ground(resolution, why, sampled.frame.width, sampled.frame.height))
             try:
-                result = classify_decoded(model, sampled.frame, options)
+                result = classify_decoded(model, sampled.frame, options, scale)
             except (ImageError, ValueError) as exc:
                 yield _error(model, where, f"{where}: {exc}", device, sampled.offset_s), None
                 continue
@@ -70,10 +75,8 @@ def video_records(model: Model, path: str | Path, options: ClassifyOptions, *, d
                                   source=where, path=None, device=device)
             record["video"] = {"offset_s": round(sampled.offset_s, SECONDS_DIGITS), "frame_index": sampled.index,
                                "every_s": round(every_s, SECONDS_DIGITS)}
-            cue = track.at(sampled.offset_s) if track is not None else None
             if cue is not None and (geo := cue.geo()) is not None:
                 record["geo"] = geo
-            resolution = _resolution(gsd, config_gsd, cue, track, info[0])
             if resolution is not None:
                 record["ground_resolution"] = resolution.to_dict()
             yield record, sampled.frame

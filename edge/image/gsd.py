@@ -28,6 +28,7 @@ pyproj and rasterio are needed only for GeoTIFFs (the `survey` extra); they are 
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from pathlib import Path
 from PIL import Image
 
 from edge.image.cameras import find_camera
+from edge.image.decode import FORMATS
 from edge.image.exif import EXIF_IFD, read_geo
 from edge.image.xmp import DJI, PIX4D_CAMERA, parse_xmp, xmp_number
 
@@ -229,15 +231,17 @@ def _int(value) -> int:
 # -- every source ------------------------------------------------------------------------------------
 
 
-def frame_gsd(path: str | Path, *, option: float | None = None, config: float | None = None,
+def frame_gsd(path: str | Path | bytes, *, option: float | None = None, config: float | None = None,
               ground_altitude_m: float | None = None) -> GroundResolution:
-    """The ground resolution of the frame in `path`, from the first source that has it (module docstring).
-    Reads headers only. Raises NoGroundResolution naming the file, what is missing and what to do."""
+    """The ground resolution of the frame in `path` (or encoded bytes: a camera's snapshot, read for its EXIF
+    and XMP only), from the first source that has it (module docstring). Reads headers only. Raises
+    NoGroundResolution naming the file, what is missing and what to do."""
     if option is not None:
         return given(option, "option")
-    path = Path(path)
+    data = path if isinstance(path, (bytes, bytearray)) else None
+    path = Path("the frame") if data is not None else Path(path)
     problems = []
-    if path.suffix.lower() in (".tif", ".tiff"):
+    if data is None and path.suffix.lower() in (".tif", ".tiff"):
         try:
             found = read_geotiff_gsd(path)
         except ImportError:
@@ -248,9 +252,10 @@ def frame_gsd(path: str | Path, *, option: float | None = None, config: float | 
             if found is not None:
                 return found
     try:
-        with Image.open(path) as img:
+        with Image.open(io.BytesIO(data) if data is not None else path, formats=FORMATS) as img:
             width, height = img.size
-            exif = img.getexif()
+            # A PNG's EXIF after its pixels is found by decoding them all: not for a header read.
+            exif = img.getexif() if img.format != "PNG" or "exif" in img.info else Image.Exif()
             xmp = parse_xmp(img.info.get("xmp"))
     except (OSError, ValueError, SyntaxError) as exc:
         raise NoGroundResolution(f"{path}: cannot read the frame's header: {exc}") from None

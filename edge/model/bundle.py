@@ -32,6 +32,7 @@ from edge import __version__
 from edge.features.logmel import FeatureSpecError, LogMelSpec
 from edge.features.pixels import InputSpec
 from edge.model.runtime import runtime_needed, version_tuple
+from edge.model.trained_on import TrainedOn, parse_trained_on
 
 FORMAT_VERSION = 2  # what write_bundle writes
 _WARNED: set[tuple[Path, str]] = set()  # format-1 bundles already warned about
@@ -48,16 +49,6 @@ log = logging.getLogger("nv.model")
 
 class BundleError(Exception):
     """A bundle that cannot be used: the message names the file and says what to do."""
-
-
-@dataclass(frozen=True)
-class TrainedOn:
-    """What the model learnt from: used to tile frames at the training scale."""
-
-    source: str
-    tile_px: int | None = None  # tile edge in source pixels; None = whole frames
-    ground_resolution_m: float | None = None  # metres per source pixel, when known
-    licences: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -320,22 +311,10 @@ def _parse_input(raw: dict, where: str) -> InputSpec:
 
 
 def _parse_trained_on(raw: dict, where: str) -> TrainedOn:
-    where = f"{where}: trained_on"
-    tile = raw.get("tile_px")
-    if tile is not None and not (isinstance(tile, int) and tile > 0):
-        raise BundleError(f"{where}.tile_px: expected a positive integer or null, got {tile!r}")
-    gsd = raw.get("ground_resolution_m")
-    if gsd is not None and not (isinstance(gsd, (int, float)) and gsd > 0):
-        raise BundleError(f"{where}.ground_resolution_m: expected a positive number or null, got {gsd!r}")
-    licences = raw.get("licences", [])
-    if not (isinstance(licences, list) and all(isinstance(x, str) for x in licences)):
-        raise BundleError(f"{where}.licences: expected a list of strings")
-    return TrainedOn(
-        source=_get(raw, "source", str, where),
-        tile_px=tile,
-        ground_resolution_m=None if gsd is None else float(gsd),
-        licences=tuple(licences),
-    )
+    try:
+        return parse_trained_on(raw, f"{where}: trained_on")
+    except (ValueError, TypeError) as exc:
+        raise BundleError(str(exc)) from None
 
 
 def _get(data: dict, key: str, kind: type, where: str):

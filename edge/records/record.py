@@ -17,8 +17,9 @@ from edge.decisions.alerts import Decision
 from edge.decisions.events import Event, EventRules
 from edge.ids import uuid7  # in edge/ids.py so that edge/decisions/events.py need not import records; still importable from here
 
-SCHEMA_VERSION = "1.6"  # 1.1 added `queued_s` (set by the publisher); 1.2 `event` and `audio`; 1.3 `group_scores`; 1.4 `area`; 1.5 `tta`
-# 1.6: video frames (`video`, time_source video-metadata, geo source srt with rel_alt) `ground_resolution`; `tiles.xs`, `tiles.ys`
+SCHEMA_VERSION = "1.6"  # 1.1 added `queued_s` (set by the publisher); 1.2 `event` and `audio`; 1.3 `group_scores`; 1.4 `area`;
+# 1.5 `tta`; 1.6 `ground_resolution`, `scale`, `out_of_domain`, video frames (`video`, time_source video-metadata,
+# geo source srt with rel_alt), `tiles.xs`, `tiles.ys`
 SCORE_DIGITS = 4
 SECONDS_DIGITS = 3
 RMS_FLOOR_DBFS = -200.0  # digital silence is -inf dBFS, which JSON cannot carry

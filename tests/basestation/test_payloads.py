@@ -36,6 +36,22 @@ def test_error_records_and_version_1_0_records_are_still_valid():
     assert parse("naturevision/unit-1/detection", as_json(old)).value["schema"] == "1.0"
 
 
+def test_scale_fields_of_1_6_are_accepted_and_checked():
+    """A drone photo the 10 m/px model cannot judge, as nv-edge classify writes it (tests/edge/image/test_scale.py
+    makes the real one); a 1.5 record without the fields stays valid."""
+    record = dict(detection("unit-1", 3), schema="1.6", alert=False,
+                  ground_resolution={"metres": 0.1, "x_m": 0.1, "y_m": 0.1, "source": "exif-xmp",
+                                     "detail": "80 m above ground (XMP drone-dji:RelativeAltitude), ..."},
+                  scale={"trained_m_per_px": 10.0, "resampled": True, "tile_px": 4800, "tile_m": 480.0},
+                  out_of_domain={"why": "0.1 m/px (exif-xmp): the frame covers 64 x 48 m of ground ...", "allowed": False})
+    assert parse("naturevision/unit-1/detection", as_json(record)).value["out_of_domain"]["allowed"] is False
+    with pytest.raises(Rejected, match="at out_of_domain"):
+        parse("naturevision/unit-1/detection", as_json(dict(record, out_of_domain={"allowed": True})))
+    with pytest.raises(Rejected, match="at ground_resolution/source"):
+        parse("naturevision/unit-1/detection", as_json(dict(record, ground_resolution=dict(record["ground_resolution"],
+                                                                                          source="guess"))))
+
+
 def test_event_and_audio_window_records_of_1_2_are_accepted():
     for record in event_phases("unit-1"):
         assert parse("naturevision/unit-1/detection", as_json(record)).value["event"]["phase"] == record["event"]["phase"]

@@ -42,10 +42,10 @@ def write_site(root, *, mines=5, quiet=8):
     return root
 
 
-def test_calibration_end_to_end(tiny_int8, tmp_path):
+def test_calibration_end_to_end(tiny_scaled, tmp_path):
     site = write_site(tmp_path / "site")
     (site / "not_mining" / "torn.png").write_bytes(cut_short(encode(solid(GREEN, (40, 40))), 0.5))
-    result = calibrate_images(tiny_int8, site, CalibrationOptions(target=Target.parse("max-balanced-accuracy")))
+    result = calibrate_images(tiny_scaled, site, CalibrationOptions(target=Target.parse("max-balanced-accuracy")))
     assert "tensorflow" not in sys.modules
     assert result.frames == {"mining": 5, "not_mining": 8}
     assert [p.name for p, _ in result.unreadable] == ["torn.png"] and "truncated" in result.unreadable[0][1]
@@ -62,18 +62,18 @@ def test_calibration_end_to_end(tiny_int8, tmp_path):
 
     out = write_calibrated(result, tmp_path / "site.nvm")
     bundle = read_bundle(tmp_path / "site.nvm")
-    assert bundle.manifest == out and bundle.model_bytes == read_bundle(tiny_int8).model_bytes
+    assert bundle.manifest == out and bundle.model_bytes == read_bundle(tiny_scaled).model_bytes
     assert bundle.manifest.thresholds == result.thresholds
     assert bundle.manifest.metrics["calibration"]["thresholds"] == result.thresholds
     model = load_model(tmp_path / "site.nvm")
-    options = ClassifyOptions(thresholds=resolve_thresholds(model.manifest))
+    options = ClassifyOptions(thresholds=resolve_thresholds(model.manifest), gsd=10.0)  # the site frames: 10 m/px
     assert not classify_frame(model, site / "not_mining" / "q1.png", options).decision.alert  # brown: quiet now
     assert classify_frame(model, site / "mining" / "m2.png", options).decision.alert  # a 100 x 60 frame with a mine
 
 
-def test_a_false_alarm_target_per_area(tiny_int8, tmp_path):
+def test_a_false_alarm_target_per_area(tiny_scaled, tmp_path):
     site = write_site(tmp_path / "site")
-    result = calibrate_images(tiny_int8, site, CalibrationOptions(target=Target.parse("scene-false-alarms=0")))
+    result = calibrate_images(tiny_scaled, site, CalibrationOptions(target=Target.parse("scene-false-alarms=0")))
     assert result.after["mining"]["false_alarms_per_100km2"] == 0.0 and result.after["mining"]["recall"] == 1.0
     # the quiet frames cover 2 x 16² + 48 x 32 + 100 x 60 + 64 x 64 + 16² + ... pixels of 10 m: per 100 km²
     areas = {(16, 16): 0.0256, (48, 32): 0.1536, (100, 60): 0.6, (64, 64): 0.4096}
@@ -83,9 +83,9 @@ def test_a_false_alarm_target_per_area(tiny_int8, tmp_path):
     assert result.before["mining"]["false_alarms_per_100km2"] == pytest.approx(brown_frames * 100 / quiet_km2, abs=1e-3)
 
 
-def test_whole_frames_when_asked(tiny_int8, tmp_path):
+def test_whole_frames_when_asked(tiny_scaled, tmp_path):
     site = write_site(tmp_path / "site")
-    result = calibrate_images(tiny_int8, site, CalibrationOptions(tile=0))
+    result = calibrate_images(tiny_scaled, site, CalibrationOptions(tile=0))
     # seen whole, a frame with a 20 px mine in green is mostly green and scores below the brown ground, so
     # no threshold separates them: the best keeps every mine and half the quiet frames alert (tiled: 1.0)
     after = result.after["mining"]
@@ -98,18 +98,18 @@ def test_whole_frames_when_asked(tiny_int8, tmp_path):
     (lambda root: None, "not a folder"),
     (lambda root: (root / "mining").mkdir(parents=True), "no frames"),
 ])
-def test_a_folder_that_cannot_calibrate_says_why(tiny_int8, tmp_path, make, message):
+def test_a_folder_that_cannot_calibrate_says_why(tiny_scaled, tmp_path, make, message):
     root = tmp_path / "site"
     make(root)
     with pytest.raises(CalibrationError, match=message):
-        calibrate_images(tiny_int8, root)
+        calibrate_images(tiny_scaled, root)
 
 
-def test_too_few_frames_is_refused_naming_the_folders(tiny_int8, tmp_path):
+def test_too_few_frames_is_refused_naming_the_folders(tiny_scaled, tmp_path):
     site = write_site(tmp_path / "site", mines=2, quiet=6)
     with pytest.raises(CalibrationError, match=r"group 'mining' needs at least 3 readable frames that must alert "
                                                r"\(folders mining\) .* found 2 and 6"):
-        calibrate_images(tiny_int8, site)
+        calibrate_images(tiny_scaled, site)
 
 
 def test_an_audio_bundle_is_refused(tiny_audio_models, tmp_path):
@@ -119,29 +119,29 @@ def test_an_audio_bundle_is_refused(tiny_audio_models, tmp_path):
         calibrate_images(tiny_audio_models["int8"], write_site(tmp_path / "site"))
 
 
-def test_scores_do_not_depend_on_the_thresholds_they_are_chosen_against(tiny_int8, tmp_path):
+def test_scores_do_not_depend_on_the_thresholds_they_are_chosen_against(tiny_scaled, tmp_path):
     """A frame's score is its most alarming tile's, whatever the bundle's threshold: calibrating twice lands
     on the same threshold."""
     site = write_site(tmp_path / "site")
-    first = calibrate_images(tiny_int8, site)
+    first = calibrate_images(tiny_scaled, site)
     write_calibrated(first, tmp_path / "once.nvm")
     second = calibrate_images(tmp_path / "once.nvm", site)
     assert second.thresholds == first.thresholds and second.previous == first.thresholds
     assert np.isclose(second.before["mining"]["balanced_accuracy"], 1.0)
 
 
-def test_nv_convert_calibrate_takes_an_image_bundle_too(tiny_int8, tmp_path, capsys):
+def test_nv_convert_calibrate_takes_an_image_bundle_too(tiny_scaled, tmp_path, capsys):
     """`nv-convert calibrate` is the one command a technician is told about: an image bundle and a folder of
     frames calibrate as calibrate-images does at its default target, and it says what changed."""
     from converter.cli import main
 
     site = write_site(tmp_path / "site")
-    assert main(["calibrate", str(tiny_int8), str(site), "--out", str(tmp_path / "site.nvm")]) == 0
+    assert main(["calibrate", str(tiny_scaled), str(site), "--out", str(tmp_path / "site.nvm")]) == 0
     said = capsys.readouterr().out
     assert "mining: threshold 0.6 -> " in said and "balanced accuracy per frame 0.75 -> 1.0" in said and "(13 frames)" in said
-    expected = calibrate_images(tiny_int8, site).thresholds
+    expected = calibrate_images(tiny_scaled, site).thresholds
     assert read_bundle(tmp_path / "site.nvm").manifest.thresholds == expected
     log = tmp_path / "day.jsonl"
     log.write_text("{}\n")
-    assert main(["calibrate", str(tiny_int8), str(site), "--score-log", str(log), "--out", str(tmp_path / "x.nvm")]) == 2
+    assert main(["calibrate", str(tiny_scaled), str(site), "--score-log", str(log), "--out", str(tmp_path / "x.nvm")]) == 2
     assert "score logs calibrate audio models" in capsys.readouterr().err and not (tmp_path / "x.nvm").exists()

@@ -36,17 +36,17 @@ def data(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def released(tiny_int8, data, tmp_path_factory):
+def released(tiny_scaled, data, tmp_path_factory):
     out = tmp_path_factory.mktemp("release") / "tiny-released.nvm"
-    proc = nv_convert("image-operating-point", str(data), "--bundle", str(tiny_int8), "--out", str(out),
+    proc = nv_convert("image-operating-point", str(data), "--bundle", str(tiny_scaled), "--out", str(out),
                       "--tta", "4", "--tta-options", "1,4", "--scenes", "6", "--version", "0.0.2", timeout=900)
     return proc, out
 
 
-def test_release_keeps_the_model_and_ships_the_chosen_point(released, tiny_int8):
+def test_release_keeps_the_model_and_ships_the_chosen_point(released, tiny_scaled):
     proc, out = released
     assert proc.returncode == 0, proc.stderr[-3000:]
-    old, new = read_bundle(tiny_int8), read_bundle(out)
+    old, new = read_bundle(tiny_scaled), read_bundle(out)
     assert new.model_bytes == old.model_bytes and new.manifest.model_sha256 == old.manifest.model_sha256
     m = new.manifest
     assert m.version == "0.0.2" and m.input.tta == 4 and m.groups == {"mining": ("mining",)}
@@ -76,20 +76,20 @@ def test_metrics_hold_both_curves_for_both_splits_and_the_report_shows_them(rele
             assert set(run[split]) == {"tile", "scene"}
         assert run["ms_per_tile"] > 0
     report = (out.parent / "report.md").read_text()
-    assert report.startswith("# Model report: tiny-int8 0.0.2") and "## Operating point" in report
+    assert report.startswith("# Model report: tiny-10m 0.0.2") and "## Operating point" in report
     assert "![operating points](operating_points.png)" in report and (out.parent / "operating_points.png").is_file()
 
 
-def test_calibrate_images_from_the_command_line(tiny_int8, tmp_path):
+def test_calibrate_images_from_the_command_line(tiny_scaled, tmp_path):
     site = tmp_path / "site"
     for cls, colour, n in (("mining", (200, 100, 60), 4), ("not_mining", (150, 120, 60), 4)):
         (site / cls).mkdir(parents=True)
         for k in range(n):
             (site / cls / f"{k}.jpg").write_bytes(encode(solid(colour, (40, 30)), "JPEG", quality=95))
-    proc = nv_convert("calibrate-images", str(tiny_int8), str(site), "--out", str(tmp_path / "site.nvm"), timeout=300)
+    proc = nv_convert("calibrate-images", str(tiny_scaled), str(site), "--out", str(tmp_path / "site.nvm"), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     printed = json.loads(proc.stdout)
     assert printed["previous"] == {"mining": 0.6} and printed["after"]["mining"]["balanced_accuracy"] == 1.0
     assert read_bundle(tmp_path / "site.nvm").manifest.thresholds == printed["thresholds"]
-    bad = nv_convert("calibrate-images", str(tiny_int8), str(tmp_path / "nowhere"), timeout=300)
+    bad = nv_convert("calibrate-images", str(tiny_scaled), str(tmp_path / "nowhere"), timeout=300)
     assert bad.returncode == 2 and "nowhere: not a folder" in bad.stderr

@@ -72,9 +72,15 @@ def test_the_unit_finds_the_pit_in_a_new_frame_and_not_in_bare_ground(trained, t
     frame(64, red_box=(16, 16, 48, 48), seed=11).save(tmp_path / "pit.png")
     frame(64, seed=12).save(tmp_path / "ground.png")
     capsys.readouterr()
-    assert nv_edge(["classify", str(tmp_path / "pit.png"), str(tmp_path / "ground.png"), "--model", str(trained["bundle"])]) == 0
+    # PNGs do not say their ground resolution: without --gsd the model (0.5 m/px) cannot judge them
+    assert nv_edge(["classify", str(tmp_path / "pit.png"), "--model", str(trained["bundle"])]) == 0
+    unknown = json.loads(capsys.readouterr().out)
+    assert unknown["alert"] is False and "ground resolution unknown" in unknown["out_of_domain"]["why"]
+    assert nv_edge(["classify", str(tmp_path / "pit.png"), str(tmp_path / "ground.png"), "--model", str(trained["bundle"]),
+                    "--gsd", "0.5"]) == 0
     records = {r["source"].rsplit("/", 1)[1]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
     pit, ground = records["pit.png"], records["ground.png"]
+    assert "out_of_domain" not in pit and pit["scale"]["resampled"] is False
     assert pit["tiles"]["size"] == 16, "the unit tiles at the size the model learnt"
     assert (pit["label"], pit["alert"]) == ("mining", True)
     left, top, right, bottom = pit["tiles"]["best"]["box"]

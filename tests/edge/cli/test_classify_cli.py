@@ -295,3 +295,28 @@ def test_info_shows_manifest_and_tensors(tiny_int8):
     info = json.loads(run_cli("info", tiny_int8).stdout)
     assert info["input_tensor"]["shape"] == [1, 32, 32, 3] and info["input_tensor"]["dtype"] == "int8"
     assert info["manifest"]["labels"] == ["mining", "not_mining"]
+
+
+def test_a_drone_photo_out_of_the_models_domain_raises_no_alert_unless_allowed(tiny_scaled, tiny_int8, tmp_path):
+    """A 0.1 m/px DJI photo (EXIF + XMP written here) and the tiny model learnt at 10 m/px: out of domain."""
+    from imagefiles import drone_jpeg
+
+    photo = drone_jpeg(tmp_path / "DJI_0001.JPG", solid(RED, (640, 480)), 0.1)
+    (quiet,) = records(run_cli("classify", photo, "--model", tiny_scaled))
+    assert quiet["alert"] is False and quiet["ground_resolution"]["source"] == "exif-xmp"
+    assert "0.1 m/px (exif-xmp), " not in quiet["out_of_domain"]["why"]  # the footprint, not the scale, is the reason
+    assert quiet["out_of_domain"]["why"].startswith("0.1 m/px (exif-xmp): the frame covers 64 x 48 m")
+    (loud,) = records(run_cli("classify", photo, "--model", tiny_scaled, "--allow-out-of-domain"))
+    assert loud["alert"] is True and loud["out_of_domain"]["allowed"] is True
+    table = run_cli("classify", photo, "--model", tiny_scaled, "--format", "table").stdout
+    assert "no" in table and "out of domain: 0.1 m/px (exif-xmp)" in table  # the table says why, too
+    # two models: --gsd states every frame's resolution; a --threshold of a group both have applies to both
+    scene = tmp_path / "scene.png"
+    scene.write_bytes(encode(scene_with_block()))
+    (picked,) = records(run_cli("classify", scene, "--model", tiny_int8, "--model", tiny_scaled, "--gsd", "5",
+                                "--threshold", "mining=0.7"))
+    assert picked["model"]["name"] == "tiny-10m" and picked["threshold"] == 0.7
+    assert (picked["tiles"]["size"], picked["scale"]["tile_m"]) == (32, 160.0)
+    bad = run_cli("classify", scene, "--model", tiny_int8, "--model", tiny_scaled, "--threshold", "dredge=0.5",
+                  check_rc=2)
+    assert "dredge" in bad.stderr

@@ -230,7 +230,7 @@ ERRORS = {
     "unknown section": (HEAD + "[camera]\nx = 1\n", "[camera]: unknown section 'camera'; expected one of: device, image"),
     "unknown device key": (HEAD + "name = 'x'\n", "[device]: unknown key 'name'; expected one of: id, state_dir, location"),
     "unknown location key": (HEAD + "location = { lat = 1, lon = 2, height = 3 }\n", "[device.location]: unknown key 'height'"),
-    "unknown image key": (IMAGE + "tiles = 2\n" + FOLDER, "[image]: unknown key 'tiles'; expected one of: model, sources, tile"),
+    "unknown image key": (IMAGE + "tiles = 2\n" + FOLDER, "[image]: unknown key 'tiles'; expected one of: sources, model, models, tile"),
     "unknown source key": (IMAGE + FOLDER + "settle = 2\n",
                            "[image.sources[1]]: unknown key 'settle'; expected one of: type, path, settle_s, poll_s, after, done_dir"),
     "unknown key in the second source": (IMAGE + FOLDER + '[[image.sources]]\ntype = "http"\nurl = "http://cam/x"\nuser = "a"\n',
@@ -266,7 +266,7 @@ ERRORS = {
     # missing required keys
     "no device section": ('[mqtt]\nhost = "x"\n', "[device]: missing; expected device in the top level"),
     "no device id": ("[device]\nstate_dir = '/tmp'\n", "[device.id]: missing; expected id in [device]"),
-    "no image model": (HEAD + "[image]\n" + FOLDER, "[image.model]: missing; expected model in [image]"),
+    "no image model": (HEAD + "[image]\n" + FOLDER, "[image.model]: missing; expected model = \"PATH.nvm\" for one image model"),
     "no image sources": (IMAGE, "[image.sources]: missing; expected sources in [image]"),
     "no source type": (IMAGE + '[[image.sources]]\npath = "$incoming"\n', "[image.sources[1].type]: missing"),
     "no folder path": (IMAGE + '[[image.sources]]\ntype = "folder"\n', "[image.sources[1].path]: missing"),

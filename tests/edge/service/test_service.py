@@ -32,7 +32,7 @@ TILES = ROOT / "samples" / "tiles"
 VALIDATOR = jsonschema.Draft202012Validator(load_schema("detection"))
 
 
-def pipeline(tmp_path: Path, clock: bool, image: str = "") -> ImagePipeline:
+def pipeline(tmp_path: Path, clock: bool, image: str = "", gsd: float = 10.0) -> ImagePipeline:
     (tmp_path / "in").mkdir()
     config = tmp_path / "edge.toml"
     config.write_text(f"""
@@ -43,6 +43,7 @@ location = {{ lat = 5.5, lon = -55.1, alt_m = 12.0 }}
 
 [image]
 model = "{MODEL}"
+gsd = {gsd}  # the sample tiles are Sentinel-2 at 10 m/px, which their PNGs do not say
 events = {{ k = 2, n = 2, hysteresis = 0.0, cooldown_s = 0 }}
 {image}
 
@@ -120,7 +121,7 @@ def test_a_video_in_the_watched_folder_makes_one_record_per_sampled_frame_with_d
     pytest.importorskip("av", reason="PyAV (the `video` extra) is not installed: pip install 'naturevision[video]'")
     from videofiles import position, write_srt_new, write_video
 
-    p = pipeline(tmp_path, clock=True, image="video_fps = 2\ngsd = 0.5")
+    p = pipeline(tmp_path, clock=True, image="video_fps = 2", gsd=0.5)
     write_video(tmp_path / "in" / "DJI_0001.MP4", seconds=3.0)
     write_srt_new(tmp_path / "in" / "DJI_0001.SRT", seconds=3.0)  # beside it; not a frame, not offered
     write_video(tmp_path / "in" / "DJI_0002.MP4", seconds=1.0, created=None)  # no telemetry
@@ -204,3 +205,64 @@ print(Image._initialized, 'PIL.PsdImagePlugin' in sys.modules)
                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["1", "False"]  # preinit() only
+
+
+def test_two_image_models_on_one_unit_each_frame_to_the_one_that_fits(tmp_path, tiny_scaled):
+    """[image] models = [10 m/px, 0.5 m/px]: drone photos (EXIF + DJI XMP written here) go to the model whose
+    resolution fits; a frame neither can judge is scored, marked out_of_domain and feeds no event."""
+    from dataclasses import replace
+
+    from build_models import rebundle
+    from imagefiles import RED, drone_jpeg, solid
+
+    from edge.model.bundle import read_bundle
+
+    trained = read_bundle(tiny_scaled).manifest.trained_on
+    drone = rebundle(tiny_scaled, tmp_path / "tiny-05m.nvm", name="tiny-05m",
+                     trained_on=replace(trained, ground_resolution_m=0.5))
+    (tmp_path / "in").mkdir()
+    config = tmp_path / "edge.toml"
+    config.write_text(f"""
+[device]
+id = "unit-9"
+state_dir = "{tmp_path / 'state'}"
+
+[image]
+models = ["{tiny_scaled}", "{drone}"]
+events = {{ k = 1, n = 1, hysteresis = 0.0, cooldown_s = 0 }}
+
+[[image.sources]]
+type = "folder"
+path = "{tmp_path / 'in'}"
+settle_s = 0
+""")
+    cfg = load_config(config)
+    assert [m.manifest.name for m in cfg.image.models] == ["tiny-10m", "tiny-05m"]
+    ctx = Context(cfg=cfg, outbox=Outbox(cfg.outbox.path), liveness=Liveness(60), counters=Counters(),
+                  clock=ClockWatch(probe=lambda: {"synchronized": True}), stop=threading.Event())
+    p = ImagePipeline(ctx)
+    frames = {"a_fine.jpg": (640, 480, 0.4), "b_coarse.jpg": (160, 120, 8.0), "c_too_coarse.jpg": (160, 120, 50.0)}
+    for i, (name, (w, h, gsd)) in enumerate(frames.items()):
+        drone_jpeg(tmp_path / "in" / name, solid(RED, (w, h)), gsd)
+        os.utime(tmp_path / "in" / name, (1_780_000_000 + 60 * i,) * 2)
+    source = p.sources[0]
+    for _ in range(100):
+        for item in source.poll():
+            p.process(source, item)
+        if p.ctx.counters.frames == 3:
+            break
+        time.sleep(0.05)
+    p._close()
+    ctx.outbox.close()
+    records = outbox_records(tmp_path)
+    by_name = {Path(r["source"]).name: r for r in records if "event" not in r}
+    assert {n: r["model"]["name"] for n, r in by_name.items()} == {
+        "a_fine.jpg": "tiny-05m", "b_coarse.jpg": "tiny-10m", "c_too_coarse.jpg": "tiny-10m"}
+    assert [r["alert"] for r in by_name.values()] == [True, True, False]
+    assert "50 m/px (exif-xmp), the model learnt 10 m/px" in by_name["c_too_coarse.jpg"]["out_of_domain"]["why"]
+    events = [r for r in records if "event" in r]
+    assert sorted((r["model"]["name"], r["event"]["phase"]) for r in events) == [
+        ("tiny-05m", "end"), ("tiny-05m", "start"), ("tiny-10m", "end"), ("tiny-10m", "start")]
+    schema = jsonschema.Draft202012Validator(load_schema("detection"))
+    for r in records:
+        schema.validate(r)
