@@ -61,6 +61,23 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
     return float("nan")
 
 
+def resident_by_mapping(pid: int, top: int = 8) -> str:
+    """Where the resident memory is now (/proc/PID/smaps): anonymous mappings (malloc arenas, Python's
+    object arenas, thread stacks), the main heap, and the largest files mapped (libraries)."""
+    sizes: dict[str, int] = {}
+    name = "anonymous"
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        fields = line.split()
+        if "-" in fields[0] and not fields[0].endswith(":"):
+            name = Path(fields[5]).name if len(fields) > 5 and fields[5].startswith("/") else (
+                fields[5] if len(fields) > 5 else "anonymous")
+        elif fields[0] == "Rss:":
+            sizes[name] = sizes.get(name, 0) + int(fields[1])
+    largest = sorted(sizes.items(), key=lambda kv: -kv[1])
+    shown = ", ".join(f"{n} {kb / 1024:.1f}" for n, kb in largest[:top])
+    return f"{shown}, {len(largest) - top} more {sum(kb for _, kb in largest[top:]) / 1024:.1f} (MB)"
+
+
 def make_frames(folder: Path) -> list[Path]:
     """A 1080p JPEG and the mosaic."""
     big = folder / "frame1080.jpg"
@@ -198,10 +215,12 @@ def main() -> int:
             time.sleep(0.2)
         rss.append((time.monotonic() - start, rss_mb(service.pid)))
         peak = rss_mb(service.pid, "VmHWM")
+        where = resident_by_mapping(service.pid)
         service.send_signal(signal.SIGTERM)
         service.wait(timeout=60)
         report(args, dropped, arrivals, rss, time.monotonic() - start)
         print(f"peak RSS (VmHWM, the highest it ever was): {peak:.1f} MB")
+        print(f"resident at the end, by mapping: {where}")
     finally:
         if arrivals is not None:
             arrivals.close()

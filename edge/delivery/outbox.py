@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.durable import transaction
+from edge.durable import small_cache, transaction
 from edge.records.fit import fit_record
 
 log = logging.getLogger("nv.outbox")
@@ -124,6 +124,7 @@ class Outbox:
             if mode.lower() != "wal":
                 raise OutboxError(f"{self.path}: SQLite refused WAL mode ({mode}); put the outbox on a local file system")
             self._db.execute("PRAGMA synchronous=FULL")
+            small_cache(self._db)
             self._db.execute("PRAGMA journal_size_limit=8388608")  # the WAL shrinks back after checkpoints
             self._db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:

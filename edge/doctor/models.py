@@ -71,12 +71,24 @@ def check_model(kind: str, section: ImageConfig | AudioConfig, runs: int = LATEN
     found = f"{where}: {median * 1000:.1f} ms {unit} (median of {runs} runs on this board; limit {budget * 1000:.0f} ms)"
     if median <= budget:
         return ok(name, found)
+    fix = faster(kind, model.runner.backend, section.threads)
     if kind == "audio":
         return warn(name, f"{found}: it cannot keep up with hop_s = {section.hop_s:g} s",
-                    f"Set [audio] hop_s to at least {median / AUDIO_HOP_SHARE:.2f} s, or run LiteRT "
-                    f"(pip install ai-edge-litert) with [audio] threads = 2.")
-    return warn(name, f"{found}: large frames will take minutes",
-                "Run LiteRT (pip install ai-edge-litert), raise [image] threads, or use a smaller model.")
+                    f"Set [audio] hop_s to at least {median / AUDIO_HOP_SHARE:.2f} s, or {fix[0].lower()}{fix[1:]}")
+    return warn(name, f"{found}: large frames will take minutes", fix)
+
+
+def faster(kind: str, backend: str, threads: int | None) -> str:
+    """What makes a slow model faster on the backend it runs on: LiteRT is already the fast one (XNNPACK),
+    so only threads, the board's other load, the model or the board are left; the others lack XNNPACK for int8."""
+    more = f"raise [{kind}] threads (now {threads})" if threads else f"set [{kind}] threads = 2"
+    if backend == "litert":
+        return (f"It already runs on LiteRT (XNNPACK): {more} if a core is free, stop other programs keeping "
+                f"the cores busy (top shows them), or use a smaller model or a faster board.")
+    why = ("it runs int8 models through XNNPACK, tflite-runtime does not" if backend == "tflite-runtime"
+           else "the interpreter made for boards; TensorFlow's is for workstations")
+    return (f"Install LiteRT into the service's venv: pip install ai-edge-litert ({why}; remove [{kind}] backend "
+            f"if the config names {backend}), then {more}.")
 
 
 def median_latency_s(model: Model, batch: np.ndarray, runs: int, tta: int = 1) -> float:

@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.durable import transaction
+from edge.durable import small_cache, transaction
 from edge.ids import uuid7
 
 log = logging.getLogger("nv.sources.ledger")
@@ -80,6 +80,7 @@ class Ledger:
             if mode.lower() != "wal":
                 raise LedgerError(f"{self.path}: SQLite refused WAL mode ({mode}); put [device] state_dir on a local file system")
             self._db.execute("PRAGMA synchronous=FULL")
+            small_cache(self._db)
             self._db.executescript(SCHEMA)
         except (sqlite3.DatabaseError, OSError) as exc:
             raise LedgerError(f"{self.path}: cannot open the source ledger: {exc}; check [device] state_dir and free "

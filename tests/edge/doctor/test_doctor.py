@@ -23,6 +23,7 @@ from imagefiles import GREEN, encode, solid
 from edge.cli import main as cli
 from edge.config import HttpSource, load_config
 from edge.delivery.outbox import Outbox, OutboxLimits
+from edge.doctor import models as doctor_models
 from edge.doctor import (FAIL, OK, WARN, check_broker, check_clock, check_disk, check_microphone, check_models,
                          check_outbox, check_snapshot, check_sources, disk_status, run_checks)
 from edge.features.logmel import LogMelSpec
@@ -268,6 +269,28 @@ def test_an_audio_model_is_timed_per_window_against_the_hop(unit, tiny_audio_mod
     assert image.name == "model image" and audio.name == "model audio"
     assert audio.status in (OK, WARN)  # WARN only if this board needs more than 125 ms a window
     assert " ms per window (median of 5 runs on this board; limit 125 ms)" in audio.found
+
+
+@pytest.mark.parametrize("backend", ["litert", "tflite-runtime"])
+def test_the_fix_for_a_slow_model_fits_the_backend_it_runs_on(unit, tiny_int8, tiny_audio_models, backend, monkeypatch):
+    """Every board is "too slow" with the limits at (nearly) 0 s: on LiteRT the advice is what is left (threads, the
+    board's load, the model, the board), on tflite-runtime it is to install LiteRT."""
+    monkeypatch.setattr(doctor_models, "IMAGE_BATCH_MAX_S", 0.0)
+    monkeypatch.setattr(doctor_models, "AUDIO_HOP_SHARE", 1e-9)
+    path = unit.config(model=tiny_int8, audio=audio_section(tiny_audio_models["int8"], "USB"))
+    text = path.read_text().replace("[[image.sources]]", f'backend = "{backend}"\nthreads = 1\n[[image.sources]]')
+    path.write_text(text.replace("hop_s = 0.5", f'hop_s = 0.5\nbackend = "{backend}"'))
+    image, audio = check_models(load_config(path), runs=2)
+    assert image.status == WARN and audio.status == WARN
+    assert f"on {backend} " in image.found and f"on {backend} " in audio.found
+    if backend == "litert":
+        assert "pip install" not in image.fix and "pip install" not in audio.fix
+        assert image.fix.startswith("It already runs on LiteRT") and "raise [image] threads (now 1)" in image.fix
+        assert "smaller model or a faster board" in image.fix
+        assert audio.fix.startswith("Set [audio] hop_s to at least") and "set [audio] threads = 2" in audio.fix
+    else:
+        assert "pip install ai-edge-litert" in image.fix and "tflite-runtime does not" in image.fix
+        assert "remove [image] backend" in image.fix and "pip install ai-edge-litert" in audio.fix
 
 
 # -- microphone: a fake sounddevice module, the boundary PortAudio sits behind -------------------------------

@@ -147,3 +147,16 @@ def test_only_pictures_are_turned():
     with pytest.raises(ValueError, match="only pictures are turned and mirrored"):
         InputSpec(size=(64, 96), colour="log-mel", tta=2)
     assert set(TTA_ORIENTATIONS) == {1, 2, 4, 8}
+
+
+def test_each_orientation_is_its_own_invoke_and_scores_as_in_one(tta_bundle):
+    """The interpreter holds tensors for the batch's tiles, not four times as many, and an input's scores
+    do not depend on the batch it is in: the same as all orientations in one invoke, to the bit."""
+    model = load_model(tta_bundle)
+    rng = np.random.default_rng(4)
+    tiles = rng.integers(0, 256, (5, *model.runner.input.shape[1:]), dtype=np.uint8)
+    got = predict_tiles(model, tiles, 4)
+    assert model.runner._interpreter.get_input_details()[0]["shape"][0] == 5
+    together = model.predict(orientations(tiles, 4)).reshape(4, 5, -1).mean(axis=0, dtype=np.float64)
+    assert np.array_equal(got, together.astype(np.float32))
+    assert len({round(float(s[0]), 4) for s in got}) > 1  # random tiles: not one score for all
