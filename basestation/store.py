@@ -8,6 +8,11 @@ messages to the broker only after it returns. SQLite runs WAL with synchronous=F
 message is acknowledged the broker forgets it, so the row must already be on disk, power cut or
 not; PostgreSQL's commit is durable as its server is configured (synchronous_commit on, by default).
 
+Notifications are queued in the same transaction too: `notify_rules(record)` (set by `nv-base listen
+--config`, basestation/notify/) names the rules a new detection matches, and each gets a pending row
+in `notifications`, so a notification is stored exactly when its detection is (no network I/O here:
+the rule's worker sends it).
+
 Refused messages are kept in the same transaction as dead letters (the newest MAX_DEAD_LETTERS;
 the counters keep the totals), so an operator sees what came without the table growing forever.
 """
@@ -15,12 +20,13 @@ the counters keep the totals), so an operator sees what came without the table g
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Sequence
 
 from basestation.database import StoreError, connect, shown
 from basestation.dialects import Match, Window
@@ -29,6 +35,8 @@ from basestation.payloads import Accepted, DeadLetter
 from basestation.places import area_bounds, area_centre
 
 __all__ = ["MAX_DEAD_LETTERS", "Saved", "Store", "StoreError"]
+
+log = logging.getLogger("nv.base")
 
 MAX_DEAD_LETTERS = 10_000  # rows kept; each is at most ~3 KB (payloads.DEAD_LETTER_PREFIX, MAX_TEXT)
 COLUMNS = "id, device, time, received, kind, source, label, score, alert, lat, lon, alt, queued_s, error, record"
@@ -63,6 +71,7 @@ class Store:
     def __init__(self, where: str | Path, *, password: str | None = None):
         """`where`: a SQLite file, or a PostgreSQL URI (postgresql://user@host:port/dbname)."""
         self.name = shown(where)
+        self.notify_rules: Callable[[dict], Sequence[str]] | None = None  # see the module's docstring
         self.db, self.dialect = connect(where, password)
         try:
             self.migrated = migrate(self.db, self.dialect, self.name)  # the versions applied now
@@ -122,6 +131,7 @@ class Store:
                     raise _Refused(index, why) from None
                 saved.unstorable.append((index, why))
         saved.unstorable.sort()
+        self._queue_notifications(saved.new, now)
         for index in sorted(written):  # receipts in the order the messages came
             item = batch[index]
             if item.kind in ("detection", "thumbnail"):
@@ -141,6 +151,20 @@ class Store:
                                     "ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value"), (name, n))
         self.db.execute("COMMIT")
         return saved
+
+    def _queue_notifications(self, records: list[dict], now: float) -> None:
+        if self.notify_rules is None:
+            return
+        for record in records:
+            try:
+                names = list(self.notify_rules(record))
+            except Exception:  # a bug in matching must not stop storing: the detection is kept
+                log.exception("cannot match %s against the notification rules", record.get("id"))
+                continue
+            for name in names:
+                self.db.execute(self.dialect.sql(
+                    "INSERT INTO notifications (rule, record, state, attempts, next_try, created) "
+                    "VALUES (?, ?, 'pending', 0, ?, ?) ON CONFLICT DO NOTHING"), (name, record["id"], now, now))
 
     def _rollback(self) -> None:
         try:
