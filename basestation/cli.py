@@ -4,6 +4,7 @@
     nv-base list --db DB                       recent detections and unit status, as tables
     nv-base dead-letters --db DB               the messages that were refused, and why
     nv-base export --db DB --format csv|geojson [--out FILE]
+    nv-base notifications --db DB [--retry [RULE]]   pending, sent, failed per rule (basestation/notify_cli.py)
 
     nv-base serve | user | reviews | config    the web page and what goes with it (basestation/cli_web.py)
     nv-base unit add|revoke|list|crl           provision field units (basestation/unit_cli.py)
@@ -23,7 +24,7 @@ import sys
 import threading
 from pathlib import Path
 
-from basestation import cli_web, unit_cli
+from basestation import cli_web, notify_cli, unit_cli
 from basestation.baseconfig import ConfigError
 from basestation.certificates import CertificateError
 from basestation.database import is_dsn, read_password
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--include-unlocated", action="store_true",
                      help="geojson: keep records without a location, as features with a null geometry")
     cli_web.add_parsers(sub, os.environ.get("NV_BASE_DB", "naturevision.db"))
+    notify_cli.add_arguments(sub, add_database_arguments)
     unit_cli.add_arguments(sub)
     return parser
 
@@ -95,7 +97,7 @@ def open_store(args: argparse.Namespace, *, must_exist: bool) -> Store:
 def cmd_listen(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s nv-base listen: %(levelname)s %(message)s")
     settings = settings_from_args(args, default_client_id=f"nv-base-{socket.gethostname()}")
-    after_commit, close_hooks = cli_web.listen_hooks(args.config, settings)
+    config = cli_web.listen_config(args.config)  # a bad config fails before anything is opened
     store = open_store(args, must_exist=False)
     logging.info("storing in %s (%s, schema version %d%s)", store.name, store.dialect.name, latest(),
                  f"; migrated now: {', '.join(map(str, store.migrated))}" if store.migrated else "")
@@ -103,7 +105,10 @@ def cmd_listen(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     options = ListenerOptions(group=args.group, batch=args.batch, receipts=not args.no_receipts)
+    after_commit, close_hooks = None, (lambda: None)
     try:
+        after_commit, close_hooks = cli_web.listen_hooks(config, settings, store,
+                                                         lambda: open_store(args, must_exist=False))
         Listener(store, settings, options, after_commit=after_commit).run(stop)
     finally:
         close_hooks()
@@ -146,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"listen": cmd_listen, "list": cmd_list, "dead-letters": cmd_dead_letters, "export": cmd_export,
                 "serve": cli_web.cmd_serve, "user": cli_web.cmd_user, "reviews": cli_web.cmd_reviews,
-                "config": cli_web.cmd_config, "unit": unit_cli.run}
+                "config": cli_web.cmd_config, "unit": unit_cli.run,
+                "notifications": lambda a: notify_cli.run(a, open_store(a, must_exist=True))}
     try:
         return handlers[args.command](args)
     except (StoreError, ConnectionFailed, ConfigError, SettingsError, UnitError, BrokerFilesError, CertificateError,

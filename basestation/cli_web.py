@@ -160,21 +160,27 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def listen_hooks(path: Path | None, settings):
+def listen_config(path: Path | None) -> BaseConfig | None:
+    """`nv-base listen --config`'s file, checked; None without one."""
+    return None if path is None else load(path)
+
+
+def listen_hooks(config: BaseConfig | None, settings, store: Store, connect):
     """For `nv-base listen --config`: (after_commit, close) that feed the notification rules and, when
-    enabled, announce units to Home Assistant; (None, nothing) without a config."""
-    if path is None:
+    enabled, announce units to Home Assistant; (None, nothing) without a config. The listener's `store`
+    queues the notifications as it stores (Store.notify_rules); the workers open their own (`connect`)."""
+    if config is None:
         return None, lambda: None
     from basestation.homeassistant import Announcer
     from basestation.notify.worker import Notifier
 
-    config = load(path)
-    notifier = Notifier(config, settings).start()
+    notifier = Notifier(config, connect, settings).start()
+    store.notify_rules = notifier.rules_for
     announcer = Announcer(config.homeassistant.prefix) if config.homeassistant.enabled else None
     connection = [None]
 
     def after_commit(new_records, devices, client) -> None:
-        notifier.submit(new_records)
+        notifier.wake(new_records)
         if announcer is not None and client is not None:
             if client is not connection[0]:  # a new connection: the broker may have lost the retained configs
                 connection[0] = client

@@ -11,7 +11,9 @@ excluded.x`, partial indexes, row values. What is left differs here:
   split and run one by one; psycopg runs a script as it is;
 - errors: what the database raises, which of them mean "this item will not go in" (raised before the
   row is written, the transaction goes on) and which mean "try the whole transaction again";
-- the map: an R*Tree (SQLite) or a PostGIS point (PostgreSQL) where there is one, lat/lon ranges otherwise.
+- the map: an R*Tree (SQLite) or a PostGIS point and envelope (PostgreSQL) where there is one, lat/lon
+  ranges otherwise. A point is in the box when its lat/lon is; a drone scan's area when its bounding box
+  (south/north/west/east, migrations/m0009_area_bounds.py) meets the box.
 """
 
 from __future__ import annotations
@@ -63,17 +65,26 @@ class SQLite:
     def columns(self, db, table: str) -> set[str]:
         return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
 
-    def box(self, west: float, south: float, east: float, north: float, window: Window, limit: int) -> tuple[str, tuple]:
-        """The condition for the rows inside the box and the capture-time window."""
+    def box(self, west: float, south: float, east: float, north: float, window: Window, limit: int,
+            match: Match | None = None) -> tuple[str, tuple]:
+        """The condition for the rows inside the box and the capture-time window that `match` too."""
+        match = match or Match()
         if not self.spatial:
-            return _plain_box(west, south, east, north, window)
-        # The R*Tree holds 32-bit floats rounded outwards, so "its box meets ours" finds every point
-        # inside; the exact values (auxiliary columns) decide, and the page is cut inside the R*Tree.
-        exact, args = _plain_box(west, south, east, north, window)
+            return _plain_box(west, south, east, north, window, match)
+        # The R*Tree holds a point's place, or an area's bounding box, as 32-bit floats rounded outwards,
+        # so "its box meets ours" finds every row inside; the exact values decide: a point's lat/lon ride
+        # along in the tree (auxiliary columns), an area's bounds are read from its row (the few areas
+        # whose box meets ours but whose centroid lies outside it). The filters on other columns are
+        # looked up by id the same way, so that the page is cut inside the R*Tree.
+        time, time_args = _time_window(window)
+        area = "EXISTS (SELECT 1 FROM detections a WHERE a.id = detection AND " + _overlap("a.") + ")"
+        also, also_args = match.condition("f.")
+        rows = "" if not also else f" AND EXISTS (SELECT 1 FROM detections f WHERE f.id = detection AND {also})"
         return (f"id IN (SELECT detection FROM detections_place WHERE lat1 >= ? AND lat0 <= ? AND lon1 >= ? "
-                f"AND lon0 <= ? AND t1 >= ? AND t0 <= ? AND {exact} ORDER BY time DESC, detection DESC LIMIT ?)",
+                f"AND lon0 <= ? AND t1 >= ? AND t0 <= ? AND (lat BETWEEN ? AND ? AND lon BETWEEN ? AND ? OR {area})"
+                f"{time}{rows} ORDER BY time DESC, detection DESC LIMIT ?)",
                 (south, north, west, east, rtree_time(window.since_unix - 1), rtree_time(window.until_unix + 1),
-                 *args, limit))
+                 south, north, west, east, north, south, east, west, *time_args, *also_args, limit))
 
 
 class PostgreSQL:
@@ -125,12 +136,19 @@ class PostgreSQL:
                          "WHERE table_schema = current_schema() AND table_name = %s", (table,))
         return {row[0] for row in cur}
 
-    def box(self, west: float, south: float, east: float, north: float, window: Window, limit: int) -> tuple[str, tuple]:
+    def box(self, west: float, south: float, east: float, north: float, window: Window, limit: int,
+            match: Match | None = None) -> tuple[str, tuple]:
+        match = match or Match()
         if not self.spatial:
-            return _plain_box(west, south, east, north, window)
-        # && is "bounding boxes meet": for a point, inside the box or on its edge; GiST-indexed.
+            return _plain_box(west, south, east, north, window, match)
+        # && is "bounding boxes meet", GiST-indexed: for a point, inside the box or on its edge; an area's
+        # envelope has an index of its own (migration 9), the exact bounds decide.
         time, args = _time_window(window)
-        return "geom && ST_MakeEnvelope(?, ?, ?, ?, 4326)" + time, (west, south, east, north, *args)
+        also, also_args = match.condition("")
+        envelope = "ST_MakeEnvelope(?, ?, ?, ?, 4326)"
+        return (f"(geom && {envelope} OR south IS NOT NULL AND ST_MakeEnvelope(west, south, east, north, 4326) && "
+                f"{envelope} AND {_overlap('')})" + time + (f" AND {also}" if also else ""),
+                (west, south, east, north, west, south, east, north, north, south, east, west, *args, *also_args))
 
 
 class Window(NamedTuple):
@@ -143,9 +161,37 @@ class Window(NamedTuple):
     until_unix: float
 
 
-def _plain_box(west: float, south: float, east: float, north: float, window: Window) -> tuple[str, tuple]:
+class Match(NamedTuple):
+    """What else the map's rows must be: of this unit, of this label, alerts only (None: any)."""
+
+    device: str | None = None
+    label: str | None = None
+    alert: bool | None = None
+
+    def condition(self, prefix: str) -> tuple[str, tuple]:
+        """SQL over the detections table (its columns as `prefix`column) and its arguments; "" for any row."""
+        sql, args = [], []
+        for column, value in (("device", self.device), ("label", self.label)):
+            if value is not None:
+                sql.append(f"{prefix}{column} = ?")
+                args.append(value)
+        if self.alert is not None:
+            sql.append(f"{prefix}alert = {int(self.alert)}")  # a literal: the partial alert index may serve
+        return " AND ".join(sql), tuple(args)
+
+
+def _overlap(prefix: str) -> str:
+    """An area's bounds meet the box: its arguments are north, south, east, west of the box."""
+    p = prefix
+    return f"{p}south <= ? AND {p}north >= ? AND {p}west <= ? AND {p}east >= ?"
+
+
+def _plain_box(west: float, south: float, east: float, north: float, window: Window, match: Match) -> tuple[str, tuple]:
     time, args = _time_window(window)
-    return "lat BETWEEN ? AND ? AND lon BETWEEN ? AND ?" + time, (south, north, west, east, *args)
+    also, also_args = match.condition("")
+    return (f"(lat BETWEEN ? AND ? AND lon BETWEEN ? AND ? OR south IS NOT NULL AND {_overlap('')})" + time
+            + (f" AND {also}" if also else ""),
+            (south, north, west, east, north, south, east, west, *args, *also_args))
 
 
 def _time_window(window: Window) -> tuple[str, tuple]:

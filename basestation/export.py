@@ -3,6 +3,9 @@
 GeoJSON (RFC 7946) needs a location: a record without `geo` is left out unless asked for, in
 which case it becomes a Feature with a null geometry (valid GeoJSON; QGIS lists it in the
 attribute table without drawing it). Coordinates are WGS 84 longitude, latitude[, altitude].
+A drone scan's area record (an `area` polygon, no `geo`) is a Polygon, its exterior ring as the
+record has it (counter-clockwise, closed), so that QGIS draws the mined area; its properties are
+those of a point (lat/lon: the polygon's centroid).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import json
 import sqlite3
 from datetime import datetime, timezone
 from typing import TextIO
+
+from basestation.places import area_ring
 
 COLUMNS = ("id", "device", "time", "received", "kind", "source", "label", "score", "alert", "threshold",
            "lat", "lon", "alt", "queued_s", "model", "model_version", "error")
@@ -50,9 +55,23 @@ def write_geojson(rows: list[sqlite3.Row], out: TextIO, *, include_unlocated: bo
                 continue
             geometry = None
         else:
-            coords = [row["lon"], row["lat"]] + ([row["alt"]] if row["alt"] is not None else [])
-            geometry = {"type": "Point", "coordinates": coords}
+            geometry = _area(json.loads(row["record"])) or _point(row)
         features.append({"type": "Feature", "id": row["id"], "geometry": geometry, "properties": props})
     json.dump({"type": "FeatureCollection", "name": "naturevision_detections", "features": features}, out)
     out.write("\n")
     return len(features), left_out
+
+
+def _point(row) -> dict:
+    coords = [row["lon"], row["lat"]] + ([row["alt"]] if row["alt"] is not None else [])
+    return {"type": "Point", "coordinates": coords}
+
+
+def _area(record: dict) -> dict | None:
+    """A Polygon for a record placed by its area (the store put its centroid in lat/lon); None otherwise."""
+    if record.get("geo") or not isinstance(record.get("area"), dict):
+        return None
+    ring = area_ring(record["area"])
+    if ring is None or len(ring) < 4:
+        return None
+    return {"type": "Polygon", "coordinates": [[list(p) for p in ring]]}

@@ -39,7 +39,7 @@ def write_listing(store: Store, out: TextIO, *, limit: int) -> None:
             _cut(d["device"], 12), d["state"] or "?", d["state_time"] or "", box.get("depth", ""),
             "" if oldest is None else f"{oldest:.0f}", "" if disk is None else f"{disk / 1e9:.1f} GB",
             "" if h.get("cpu_temp_c") is None else h["cpu_temp_c"],
-            {True: "synced", False: "NOT SYNC"}.get(clock, str(clock)), _ago(now - d["last_seen"]),
+            {True: "synced", False: "NOT SYNC"}.get(clock, str(clock)), ago(now - d["last_seen"]),
         ))
     counters = store.counters()
     out.write(f"\nstored {counters.get('stored', 0)}, duplicates ignored {counters.get('duplicates', 0)}, "
@@ -74,7 +74,7 @@ def write_units(rows: list, crl_next: str | None, out: TextIO) -> None:
     now = time.time()
     for r in rows:
         since = "" if r.since is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(r.since))
-        heard = "never" if r.last_seen is None else _ago(now - r.last_seen)
+        heard = "never" if r.last_seen is None else ago(now - r.last_seen)
         out.write(fmt.format(r.name, r.access, since, r.cert_expires or "", r.state or "?", heard))
     if crl_next is not None:
         out.write(f"\nCRL next update {crl_next}: run `nv-base unit crl` before then, or the broker refuses every unit\n")
@@ -108,7 +108,7 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _ago(seconds: float) -> str:
+def ago(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f} s ago"
     if seconds < 7200:

@@ -8,6 +8,11 @@ messages to the broker only after it returns. SQLite runs WAL with synchronous=F
 message is acknowledged the broker forgets it, so the row must already be on disk, power cut or
 not; PostgreSQL's commit is durable as its server is configured (synchronous_commit on, by default).
 
+Notifications are queued in the same transaction too: `notify_rules(record)` (set by `nv-base listen
+--config`, basestation/notify/) names the rules a new detection matches, and each gets a pending row
+in `notifications`, so a notification is stored exactly when its detection is (no network I/O here:
+the rule's worker sends it).
+
 Refused messages are kept in the same transaction as dead letters (the newest MAX_DEAD_LETTERS;
 the counters keep the totals), so an operator sees what came without the table growing forever.
 """
@@ -15,23 +20,27 @@ the counters keep the totals), so an operator sees what came without the table g
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Sequence
 
 from basestation.database import StoreError, connect, shown
-from basestation.dialects import Window
+from basestation.dialects import Match, Window
 from basestation.migrate import migrate
 from basestation.payloads import Accepted, DeadLetter
-from basestation.places import area_centre
+from basestation.places import area_bounds, area_centre
 
 __all__ = ["MAX_DEAD_LETTERS", "Saved", "Store", "StoreError"]
 
+log = logging.getLogger("nv.base")
+
 MAX_DEAD_LETTERS = 10_000  # rows kept; each is at most ~3 KB (payloads.DEAD_LETTER_PREFIX, MAX_TEXT)
 COLUMNS = "id, device, time, received, kind, source, label, score, alert, lat, lon, alt, queued_s, error, record"
+WRITTEN = COLUMNS + ", south, north, west, east"  # an area's bounds (places.py), NULL for a point
 ATTEMPTS = 5  # a transaction PostgreSQL aborts to break a deadlock between workers is tried again
 # On PostgreSQL rows are written in this order in every transaction, so that workers sharing it take
 # row locks in one order and cannot deadlock on one another's redeliveries. SQLite has one writer at a
@@ -62,6 +71,7 @@ class Store:
     def __init__(self, where: str | Path, *, password: str | None = None):
         """`where`: a SQLite file, or a PostgreSQL URI (postgresql://user@host:port/dbname)."""
         self.name = shown(where)
+        self.notify_rules: Callable[[dict], Sequence[str]] | None = None  # see the module's docstring
         self.db, self.dialect = connect(where, password)
         try:
             self.migrated = migrate(self.db, self.dialect, self.name)  # the versions applied now
@@ -121,6 +131,7 @@ class Store:
                     raise _Refused(index, why) from None
                 saved.unstorable.append((index, why))
         saved.unstorable.sort()
+        self._queue_notifications(saved.new, now)
         for index in sorted(written):  # receipts in the order the messages came
             item = batch[index]
             if item.kind in ("detection", "thumbnail"):
@@ -140,6 +151,20 @@ class Store:
                                     "ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value"), (name, n))
         self.db.execute("COMMIT")
         return saved
+
+    def _queue_notifications(self, records: list[dict], now: float) -> None:
+        if self.notify_rules is None:
+            return
+        for record in records:
+            try:
+                names = list(self.notify_rules(record))
+            except Exception:  # a bug in matching must not stop storing: the detection is kept
+                log.exception("cannot match %s against the notification rules", record.get("id"))
+                continue
+            for name in names:
+                self.db.execute(self.dialect.sql(
+                    "INSERT INTO notifications (rule, record, state, attempts, next_try, created) "
+                    "VALUES (?, ?, 'pending', 0, ?, ?) ON CONFLICT DO NOTHING"), (name, record["id"], now, now))
 
     def _rollback(self) -> None:
         try:
@@ -161,13 +186,15 @@ class Store:
 
     def _detection(self, item: Accepted, now: float, saved: Saved) -> None:
         r = item.value
-        geo = r.get("geo") or area_centre(r.get("area")) or {}
+        geo = r.get("geo")
+        bounds = None if geo else area_bounds(r.get("area"))
+        geo = geo or area_centre(r.get("area")) or {}
         cur = self.db.execute(
-            self.dialect.sql(f"INSERT INTO detections ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                             "ON CONFLICT DO NOTHING"),
+            self.dialect.sql(f"INSERT INTO detections ({WRITTEN}) VALUES ({', '.join('?' * 19)}) ON CONFLICT DO NOTHING"),
             (r["id"], r["device"], r["time"], now, r["kind"], r["source"], r.get("label"), r.get("score"),
              None if "alert" not in r else int(r["alert"]), geo.get("lat"), geo.get("lon"), geo.get("alt"),
-             r.get("queued_s"), r.get("error"), item.raw or json.dumps(r, separators=(",", ":"))),
+             r.get("queued_s"), r.get("error"), item.raw or json.dumps(r, separators=(",", ":")),
+             *(bounds or (None,) * 4)),
         )
         saved.stored += cur.rowcount
         saved.duplicates += 1 - cur.rowcount
@@ -230,9 +257,13 @@ class Store:
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         return self._rows(f"SELECT {COLUMNS} FROM detections {clause} ORDER BY time DESC, id DESC LIMIT ?", (*args, limit))
 
-    def in_box(self, west: float, south: float, east: float, north: float, *, limit: int = 500) -> list:
-        """Detections located inside the box (WGS 84 degrees, edges included), newest capture time first:
-        the map. The box may not cross the antimeridian (west ≤ east).
+    def in_box(self, west: float, south: float, east: float, north: float, *, limit: int = 500,
+               device: str | None = None, label: str | None = None, alert: bool | None = None,
+               since: str | None = None, until: str | None = None) -> list:
+        """Detections inside the box (WGS 84 degrees, edges included), newest capture time first: the map.
+        A point is inside when its place is; a drone scan's area when its polygon's bounding box meets
+        the box. The box may not cross the antimeridian (west ≤ east). The event list's filters too:
+        unit, label, alert or not, capture time (`since` ≤ time < `until`, ISO 8601 UTC).
 
         Asked one capture-time window at a time, newest first, each four times wider than the one
         before (a day, 4 days, 16 …), until the page is full or the oldest row is reached: a box full
@@ -245,20 +276,24 @@ class Store:
         newest = self.db.execute("SELECT max(time) FROM detections").fetchone()[0]
         if newest is None:
             return []
-        first, until = _moment(oldest), None
-        lower, width = _moment(newest) - WINDOW, WINDOW
+        match = Match(device, label, alert)
+        start, end = since and _moment(since), until and _moment(until)
+        first = max(_moment(oldest), start) if start else _moment(oldest)
+        top = min(_moment(newest), end) if end else _moment(newest)
+        upper, lower, width = end, top - WINDOW, WINDOW
         found: list = []
         while len(found) < limit:
-            since = lower if lower > first else None
-            window = Window(since and _iso(since), until and _iso(until),
-                            since.timestamp() if since else float("-inf"), until.timestamp() if until else float("inf"))
-            condition, args = self.dialect.box(west, south, east, north, window, limit - len(found))
+            last = lower <= first
+            bottom = start if last else lower
+            window = Window(bottom and _iso(bottom), upper and _iso(upper),
+                            bottom.timestamp() if bottom else float("-inf"), upper.timestamp() if upper else float("inf"))
+            condition, args = self.dialect.box(west, south, east, north, window, limit - len(found), match)
             found += self._rows(f"SELECT {COLUMNS} FROM detections WHERE {condition} "
                                 "ORDER BY time DESC, id DESC LIMIT ?", (*args, limit - len(found)))
-            if since is None:
+            if last:
                 break
-            until, width = since, width * 4
-            lower = until - width
+            upper, width = lower, width * 4
+            lower = upper - width
         return found
 
     def devices(self) -> list:

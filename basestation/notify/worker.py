@@ -1,42 +1,48 @@
-"""`Notifier`: fed by the listener after each commit, sends in the background.
+"""`Notifier`: sends the notifications the store queued, in the background.
 
-The listener's thread only matches records against the rules and puts them on queues (no I/O, no
-waiting): a dead webhook or SMTP server never slows storing. Each rule has its own bounded queue and
-worker thread, so one rule's dead endpoint does not hold up another's. A worker sends at most
-`max_per_hour` notifications per rule (held-back ones are counted and reported in the next one),
-retries a failed send after 1, 2, 4 … 60 s (±20 %) up to `retries` times, then gives up and logs it.
+The store writes a pending row per matching rule in the transaction that stores the detection
+(`Notifier.rules_for` is its `notify_rules`; basestation/notify/pending.py holds the table's
+statements). The listener's thread only does that and wakes the workers after its commit (no network
+I/O, no waiting): a dead webhook or SMTP server never slows storing, and what is pending when
+`nv-base listen` stops, or while a channel is down, is sent when it is back, after a restart too.
 
-Notifications are best-effort: a queue that is full drops the newest (and counts it), and what is
-queued when `nv-base listen` stops is not sent. The detection itself is stored either way.
+Each rule has its own worker thread with its own database connection, so one rule's dead endpoint
+does not hold up another's. A worker sends at most `max_per_hour` notifications per rule (counted in
+the table, so the limit holds across restarts; held-back ones are marked suppressed and reported in
+the next one), retries a failed send after 1, 2, 4 … 60 s (±20 %) up to `retries` times, then marks
+it failed with the error (`nv-base notifications` shows them; `--retry` sends them again).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import queue
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from basestation.baseconfig import BaseConfig, Rule
-from basestation.notify import channels, rules
+from basestation.notify import channels, pending, rules
+from basestation.store import Store
 from edge.delivery.connection import BrokerSettings
 
 log = logging.getLogger("nv.base.notify")
 
-QUEUE_SIZE = 1000  # notifications waiting per rule
 HOUR_S = 3600.0
+IDLE_S = 5.0  # a worker looks at its table this often when nothing wakes it (rows queued by other processes)
+RECONNECT_S = 5.0  # after the database failed
+PRUNE_S = HOUR_S  # how often a worker forgets its old sent rows (pending.prune)
 
 
 @dataclass
 class Counts:
+    """What this process did (the table holds the whole story)."""
+
     sent: int = 0
     suppressed: int = 0  # held back by the rate limit
-    dropped: int = 0  # the queue was full
-    failed: int = 0  # gave up after the retries
+    failed: int = 0  # given up
     retries: int = 0
 
 
@@ -44,82 +50,104 @@ class Counts:
 class RuleWorker:
     rule: Rule
     send: Callable[[dict], None]
+    connect: Callable[[], Store]
     public_url: str | None = None
     backoff_min_s: float = 1.0
     backoff_max_s: float = 60.0
-    clock: Callable[[], float] = time.monotonic
+    clock: Callable[[], float] = time.time
     counts: Counts = field(default_factory=Counts)
 
     def __post_init__(self):
-        self.queue: queue.Queue = queue.Queue(QUEUE_SIZE)
         self.stop = threading.Event()
-        self.sent_at: deque[float] = deque()
-        self.pending_suppressed = 0
+        self.wake = threading.Event()
+        self.pruned = float("-inf")
         self.thread = threading.Thread(target=self._run, name=f"notify-{self.rule.name}", daemon=True)
 
-    def offer(self, record: dict) -> None:
-        """Never blocks: a full queue drops the record's notification."""
-        try:
-            self.queue.put_nowait(record)
-        except queue.Full:
-            self.counts.dropped += 1
-            if self.counts.dropped in (1, 10, 100) or self.counts.dropped % 1000 == 0:
-                log.error("rule %s: %d notification(s) dropped so far: its queue of %d is full (is the %s down?)",
-                          self.rule.name, self.counts.dropped, QUEUE_SIZE, self.rule.channel)
-
     def _run(self) -> None:
+        store = None
         while not self.stop.is_set():
             try:
-                record = self.queue.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            try:
-                self._one(record)
+                if store is None:
+                    store = self.connect()
+                if not self._one(store):
+                    self._idle(store)
             except Exception:
-                log.exception("rule %s: notifying about %s failed", self.rule.name, record.get("id"))
+                log.exception("rule %s: notifications stalled; trying again in %.0f s", self.rule.name, RECONNECT_S)
+                if store is not None:
+                    _close(store)
+                    store = None
+                self.stop.wait(RECONNECT_S)
+        if store is not None:
+            _close(store)
 
-    def _one(self, record: dict) -> None:
+    def _idle(self, store: Store) -> None:
+        if self.clock() >= self.pruned + PRUNE_S:
+            pending.prune(store, self.rule.name, self.clock())
+            self.pruned = self.clock()
+        due = pending.next_due(store, self.rule.name)
+        wait = IDLE_S if due is None else min(IDLE_S, max(0.05, due - self.clock()))
+        self.wake.wait(wait)
+        self.wake.clear()
+
+    def _one(self, store: Store) -> bool:
+        """Send the rule's next due notification; False when none is due."""
+        name = self.rule.name
         now = self.clock()
-        while self.sent_at and self.sent_at[0] <= now - HOUR_S:
-            self.sent_at.popleft()
-        if len(self.sent_at) >= self.rule.max_per_hour:
+        claimed = pending.claim(store, name, now, self.rule.timeout_s + pending.LEASE_S)
+        if claimed is None:
+            return False
+        record_id, attempts = claimed
+        text = pending.record(store, record_id)
+        if text is None:
+            pending.finish(store, name, record_id, "failed", now, error="the detection is no longer stored")
+            return True
+        record = json.loads(text)
+        if pending.sent_since(store, name, now - HOUR_S) >= self.rule.max_per_hour:
+            pending.finish(store, name, record_id, "suppressed", now)
             self.counts.suppressed += 1
-            self.pending_suppressed += 1
-            return
-        self.sent_at.append(now)
-        body = rules.message(self.rule, record, public_url=self.public_url, suppressed=self.pending_suppressed)
-        delay = self.backoff_min_s
-        for attempt in range(self.rule.retries + 1):
+            return True
+        body = rules.message(self.rule, record, public_url=self.public_url, suppressed=pending.held_back(store, name))
+        while True:
+            attempts += 1
             try:
                 self.send(body)
             except channels.GiveUp as exc:
-                self.counts.failed += 1
-                log.error("rule %s: gave up on %s: %s", self.rule.name, record["id"], exc)
-                return
+                self._failed(store, record_id, attempts, str(exc))
+                return True
             except channels.Retry as exc:
-                if attempt == self.rule.retries or self.stop.is_set():
-                    self.counts.failed += 1
-                    log.error("rule %s: gave up on %s after %d attempt(s): %s", self.rule.name, record["id"],
-                              attempt + 1, exc)
-                    return
+                if attempts > self.rule.retries:
+                    self._failed(store, record_id, attempts, str(exc))
+                    return True
                 self.counts.retries += 1
-                wait = min(delay, self.backoff_max_s) * random.uniform(0.8, 1.2)
-                log.warning("rule %s: %s; trying again in %.0f s", self.rule.name, exc, wait)
+                wait = min(self.backoff_min_s * 2 ** (attempts - 1), self.backoff_max_s) * random.uniform(0.8, 1.2)
+                log.warning("rule %s: %s; trying again in %.0f s", name, exc, wait)
+                retry_at = self.clock() + wait
+                # Claimed till then, and a lease beyond: another worker leaves it to this one.
+                pending.again(store, name, record_id, attempts, retry_at + self.rule.timeout_s + pending.LEASE_S, str(exc))
                 if self.stop.wait(wait):
-                    return
-                delay *= 2
+                    pending.again(store, name, record_id, attempts, retry_at, str(exc))  # let go: due after a restart
+                    return True
             else:
+                pending.finish(store, name, record_id, "sent", self.clock(), attempts=attempts)
                 self.counts.sent += 1
-                self.pending_suppressed = 0
-                log.info("rule %s: notified %s about %s (%s %.3f at %s)", self.rule.name, self.rule.channel,
+                log.info("rule %s: notified %s about %s (%s %.3f at %s)", name, self.rule.channel,
                          record["id"], record["label"], record["score"], record["device"])
-                return
+                return True
+
+    def _failed(self, store: Store, record_id: str, attempts: int, why: str) -> None:
+        pending.finish(store, self.rule.name, record_id, "failed", self.clock(), attempts=attempts, error=why)
+        self.counts.failed += 1
+        log.error("rule %s: gave up on %s after %d attempt(s): %s (nv-base notifications --retry sends it again)",
+                  self.rule.name, record_id, attempts, why)
 
 
 class Notifier:
-    """Every rule of a config, each with its worker. `submit` is what the listener calls."""
+    """Every rule of a config, each with its worker. `connect` opens the store (one connection per
+    worker); give `rules_for` to the listener's store as its `notify_rules`, and call `wake` after
+    each commit."""
 
-    def __init__(self, config: BaseConfig, broker: BrokerSettings | None = None, **worker_options):
+    def __init__(self, config: BaseConfig, connect: Callable[[], Store], broker: BrokerSettings | None = None,
+                 **worker_options):
         self.mqtt = None
         self.workers: list[RuleWorker] = []
         for rule in config.rules:
@@ -133,7 +161,7 @@ class Notifier:
                 if self.mqtt is None:
                     self.mqtt = channels.MqttChannel(replace(broker, client_id=f"{broker.client_id}-notify"))
                 send = self.mqtt.sender(rule.mqtt_topic, rule.timeout_s)
-            self.workers.append(RuleWorker(rule, send, public_url=config.serve.public_url, **worker_options))
+            self.workers.append(RuleWorker(rule, send, connect, public_url=config.serve.public_url, **worker_options))
 
     def start(self) -> Notifier:
         for worker in self.workers:
@@ -142,19 +170,32 @@ class Notifier:
             log.info("notifications: %s", ", ".join(f"{w.rule.name} ({w.rule.channel})" for w in self.workers))
         return self
 
-    def submit(self, records: list[dict]) -> None:
-        for record in records:
-            for worker in self.workers:
-                if rules.matches(worker.rule, record):
-                    worker.offer(record)
+    def rules_for(self, record: dict) -> list[str]:
+        """The names of the rules that notify about `record` (no I/O: the store calls it while storing)."""
+        return [w.rule.name for w in self.workers if rules.matches(w.rule, record)]
+
+    def wake(self, records: list[dict]) -> None:
+        """After a commit: the workers of the rules these records match look at their table now."""
+        for worker in self.workers:
+            if any(rules.matches(worker.rule, r) for r in records):
+                worker.wake.set()
 
     def close(self, timeout_s: float = 2.0) -> None:
-        """Stop the workers; a send in progress may take up to its own timeout to notice."""
+        """Stop the workers; a send in progress may take up to its own timeout to notice (its row is
+        sent again after the lease, pending.LEASE_S)."""
         for worker in self.workers:
             worker.stop.set()
+            worker.wake.set()
         deadline = time.monotonic() + timeout_s
         for worker in self.workers:
             if worker.thread.is_alive():
                 worker.thread.join(max(0.0, deadline - time.monotonic()))
         if self.mqtt is not None:
             self.mqtt.close()
+
+
+def _close(store: Store) -> None:
+    try:
+        store.close()
+    except store.dialect.errors as exc:  # closing a connection that already failed
+        log.debug("closing the notifications' database connection: %s", exc)

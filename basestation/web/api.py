@@ -54,7 +54,7 @@ def detections():
 @requires("read-only")
 def map_box():
     west, south, east, north, limit = queries.box_from(request.args)
-    return jsonify(queries.in_box(g.store, west, south, east, north, limit))
+    return jsonify(queries.in_box(g.store, west, south, east, north, limit, queries.filters_from(request.args)))
 
 
 @blueprint.get("/detections/<detection_id>")

@@ -77,13 +77,17 @@ def records(store: Store, f: Filters) -> dict:
     return {"records": items, "cursor": cursor, "now": now}
 
 
-def in_box(store: Store, west: float, south: float, east: float, north: float, limit: int) -> dict:
-    """The map's box query (Store.in_box): located records inside the box, newest capture time first."""
+def in_box(store: Store, west: float, south: float, east: float, north: float, limit: int,
+           f: Filters = Filters()) -> dict:
+    """The map's box query (Store.in_box): records inside the box with the list's filters, newest capture
+    time first; `more` when there are more than `limit` of them (the page says it shows the newest)."""
     try:
-        rows = store.in_box(west, south, east, north, limit=limit)
+        rows = store.in_box(west, south, east, north, limit=limit + 1, device=f.unit, label=f.label,
+                            alert=True if f.alerts_only else None, since=f.start,
+                            until=None if f.end is None else _iso(_unix(f.end) + 0.001))  # `to` is inclusive
     except ValueError as exc:
         raise BadRequest(f"box: {exc}") from None
-    return {"records": _summaries(store, rows), "now": time.time()}
+    return {"records": _summaries(store, rows[:limit]), "more": len(rows) > limit, "now": time.time()}
 
 
 def box_from(args) -> tuple[float, float, float, float, int]:

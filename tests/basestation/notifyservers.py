@@ -11,10 +11,10 @@ import pytest
 
 
 class Webhook:
-    """An HTTP server on a free loopback port that keeps every JSON body POSTed to it. `statuses`
-    are answered in turn (then 200 for ever)."""
+    """An HTTP server on a free loopback port (or `port`) that keeps every JSON body POSTed to it.
+    `statuses` are answered in turn (then 200 for ever)."""
 
-    def __init__(self, statuses: tuple[int, ...] = ()):
+    def __init__(self, statuses: tuple[int, ...] = (), port: int = 0):
         self.bodies: list[dict] = []
         self.statuses = list(statuses)
         self.attempts = 0
@@ -34,7 +34,7 @@ class Webhook:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

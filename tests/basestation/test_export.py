@@ -1,12 +1,19 @@
-"""Exports for GIS tools: CSV with every detection, GeoJSON with those that have a place (both databases)."""
+"""Exports for GIS tools: CSV with every detection, GeoJSON with those that have a place (both databases):
+a point each, a drone scan's area as its polygon (read back from `nv-base export`'s file, and checked
+with shapely when it is installed)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
-from detections import detection
+import pytest
+from detections import area_detection, detection
 
 from basestation.export import COLUMNS, write_csv, write_geojson
 from basestation.payloads import Accepted
@@ -54,3 +61,28 @@ def test_geojson_is_lon_lat_points_and_says_what_it_left_out(database):
     assert write_geojson(store.detections(), out, include_unlocated=True) == (len(records), 0)
     nulls = [f for f in json.loads(out.getvalue())["features"] if f["geometry"] is None]
     assert len(nulls) == len(records) - len(located)
+
+
+def test_geojson_writes_an_area_record_as_its_polygon(database, tmp_path):
+    store, records = filled_store(database)
+    area = area_detection("drone-1", 50)  # -59.70…-59.68, -3.60…-3.58: 0.02° square, counter-clockwise
+    store.save([Accepted("detection", "drone-1", area, area["id"])])
+    store.close()
+    out = tmp_path / "detections.geojson"
+    proc = subprocess.run([sys.executable, "-m", "basestation.cli", "export", "--db", str(database), "--format", "geojson",
+                           "--out", str(out)], check=False, capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2])))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    by_id = {f["id"]: f for f in doc["features"]}
+    feature = by_id[area["id"]]
+    assert feature["geometry"] == {"type": "Polygon", "coordinates": [area["area"]["polygon"]]}  # lon, lat; closed
+    assert set(feature["properties"]) == set(by_id[records[0]["id"]]["properties"])  # the attributes of a point
+    assert feature["properties"]["label"] == "mining" and feature["properties"]["alert"] is True
+    assert abs(feature["properties"]["lat"] - -3.59) < 1e-9 and abs(feature["properties"]["lon"] - -59.69) < 1e-9
+    assert {f["geometry"]["type"] for f in doc["features"] if f["id"] != area["id"]} == {"Point"}
+
+    geometry = pytest.importorskip("shapely.geometry")
+    polygon = geometry.shape(feature["geometry"])
+    assert polygon.is_valid and polygon.exterior.is_ccw  # RFC 7946: exterior rings counter-clockwise
+    assert abs(polygon.area - 0.02 * 0.02) < 1e-12 and polygon.contains(geometry.Point(-59.69, -3.59))

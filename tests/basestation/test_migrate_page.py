@@ -1,6 +1,7 @@
-"""Migrations 4 to 8: the page's tables, once made by `nv-base serve`, `user` and `unit` themselves, and
+"""Migrations 4 to 9: the page's tables, once made by `nv-base serve`, `user` and `unit` themselves, and
 the places of drone scans' area records. A SQLite store made by the code before them upgrades in place,
-keeping every row; area records stored without a location get their polygon's centroid, on every backend."""
+keeping every row; area records stored without a location get their polygon's centroid, and those
+stored with only their centroid get their bounds, on every backend."""
 
 from __future__ import annotations
 
@@ -107,7 +108,7 @@ def test_a_pre_migration_store_where_the_page_ran_gets_the_event_lists_index(tmp
 
 def test_area_records_stored_without_a_place_get_their_centroid(database):
     db, dialect = connect(database)
-    migrate.migrate(db, dialect, "test", upto=migrate.latest() - 1)
+    migrate.migrate(db, dialect, "test", upto=7)
     area = area_detection("drone-1", 40)
     db.execute(dialect.sql("INSERT INTO detections (id, device, time, received, kind, source, label, score, alert, "
                            "record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
@@ -115,10 +116,34 @@ def test_area_records_stored_without_a_place_get_their_centroid(database):
                 json.dumps(area)))
     db.close()
     store = Store(database)
-    assert store.migrated == [migrate.latest()]
+    assert store.migrated == list(range(8, migrate.latest() + 1))
     (row,) = store.in_box(-59.70, -3.60, -59.68, -3.58)
     assert row["id"] == area["id"]
     centre = area_centre(area["area"])
     assert abs(row["lat"] - centre["lat"]) < 1e-9 and abs(row["lon"] - centre["lon"]) < 1e-9
     assert store.in_box(-59.66, -3.60, -59.60, -3.50) == []  # east of the area
+    store.close()
+
+
+def test_area_records_stored_at_their_centroid_get_their_bounds(database):
+    """Stored by migration 8's code (the centroid in lat/lon, on SQLite in the R*Tree as a point):
+    after migration 9 a box over the area's corner, away from its centroid, finds it."""
+    db, dialect = connect(database)
+    migrate.migrate(db, dialect, "test", upto=8)
+    area, point = area_detection("drone-1", 40), detection("unit-1", 41)  # the area: -59.70…-59.68, -3.60…-3.58
+    centre = area_centre(area["area"])
+    for r, (lat, lon) in ((area, (centre["lat"], centre["lon"])), (point, (point["geo"]["lat"], point["geo"]["lon"]))):
+        db.execute(dialect.sql("INSERT INTO detections (id, device, time, received, kind, source, label, score, alert, "
+                               "lat, lon, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+                   (r["id"], r["device"], r["time"], NOW, "image", r["source"], r["label"], r["score"], int(r["alert"]),
+                    lat, lon, json.dumps(r)))
+    db.close()
+    store = Store(database)
+    assert store.migrated == list(range(9, migrate.latest() + 1))
+    corner = (-59.75, -3.65, -59.699, -3.599)  # holds the area's south-west corner, not its centre (-59.69, -3.59)
+    assert [r["id"] for r in store.in_box(*corner)] == [area["id"]]
+    assert store.in_box(-59.75, -3.65, -59.7001, -3.6001) == []  # beside the corner
+    row = store.query("SELECT south, north, west, east FROM detections WHERE id = ?", (area["id"],))[0]
+    assert [row[k] for k in ("south", "north", "west", "east")] == [-3.60, -3.58, -59.70, -59.68]
+    assert store.query("SELECT south FROM detections WHERE id = ?", (point["id"],))[0]["south"] is None
     store.close()

@@ -7,7 +7,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from detections import detection
+from detections import area_detection, detection
 
 from basestation.payloads import DEAD_LETTER_PREFIX, Accepted, DeadLetter, parse
 from basestation.store import Store
@@ -140,6 +140,48 @@ def test_the_map_gives_located_detections_in_a_box_newest_first(database):
     assert edge["lat"] in [r["lat"] for r in store.in_box(edge["lon"], edge["lat"], edge["lon"], edge["lat"])]
     with pytest.raises(ValueError, match="west ≤ east"):
         store.in_box(170, 0, -170, 1)
+
+
+def test_the_map_finds_an_area_by_its_bounds_not_only_its_centroid(database):
+    """A drone scan's area (-59.70…-59.68 W, -3.60…-3.58 S, centroid -59.69, -3.59) whose polygon reaches
+    into the box while its centroid lies outside: found, on every backend, and only so."""
+    store = Store(database)
+    area = area_detection("drone-1", 50)
+    beside = detection("unit-1", 51)
+    beside["geo"] = {"lat": -3.59, "lon": -59.69, "source": "exif"}  # a point where the area's centroid is
+    newer = [detection("unit-1", n) for n in range(60, 70)]
+    for k, r in enumerate(newer):
+        r["geo"] = {"lat": -3.59, "lon": -59.67 + k / 1000, "source": "exif"}  # east of the area, in the box
+    store.save([as_item(r) for r in [area, beside, *newer]])
+    straddling = (-59.685, -3.65, -59.60, -3.55)  # its west edge cuts the area's eastern quarter
+    assert [r["id"] for r in store.in_box(*straddling)] == newest_first([area, *newer])
+    assert [r["id"] for r in store.in_box(*straddling, limit=10)] == newest_first(newer)  # the area is older
+    assert [r["id"] for r in store.in_box(-59.75, -3.65, -59.699, -3.599)] == [area["id"]]  # its SW corner
+    assert [r["id"] for r in store.in_box(-59.68, -3.58, -59.675, -3.575)] == [area["id"]]  # its NE corner, edges included
+    assert store.in_box(-59.6799, -3.5799, -59.6795, -3.5795) == []  # beyond it
+    assert store.in_box(-59.75, -3.65, -59.7001, -3.6001) == []
+    assert [r["id"] for r in store.in_box(*straddling, device="drone-1")] == [area["id"]]
+    assert store.in_box(*straddling, device="drone-1", alert=False) == []
+    assert [r["id"] for r in store.in_box(*straddling, label="mining", alert=True)] == \
+        newest_first([area, *(r for r in newer if r["alert"])])
+    assert [r["id"] for r in store.in_box(*straddling, since=area["time"], until=newer[0]["time"])] == [area["id"]]
+
+
+def test_the_map_takes_the_event_lists_filters(database):
+    store = Store(database)
+    records = fill_events(store)
+    box = (-61, -5, -59, -2)
+    located = [r for r in records if "geo" in r]
+    assert [r["id"] for r in store.in_box(*box, device="unit-2")] == newest_first([r for r in located if r["device"] == "unit-2"])
+    alerts = [r for r in located if r["alert"]]
+    assert [r["id"] for r in store.in_box(*box, alert=True)] == newest_first(alerts)
+    assert [r["id"] for r in store.in_box(*box, alert=True, limit=2)] == newest_first(alerts)[:2]
+    assert [r["id"] for r in store.in_box(*box, label="not_mining", device="unit-1", limit=1000)] == \
+        newest_first([r for r in located if r["device"] == "unit-1" and not r["alert"]])
+    window = [r for r in located if "2026-05-01T00:00:20" <= r["time"] < "2026-05-01T00:01:05"]
+    assert [r["id"] for r in store.in_box(*box, since="2026-05-01T00:00:20.000Z", until="2026-05-01T00:01:05.000Z")] == \
+        newest_first(window)
+    assert store.in_box(*box, since="2027-01-01T00:00:00.000Z") == []
 
 
 def test_the_map_reads_windows_of_capture_time_across_years(database):

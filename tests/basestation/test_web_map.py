@@ -27,7 +27,12 @@ def test_the_map_box_gives_located_records_newest_first(client, web):
     one = located[0]["geo"]
     tight = client.get(f"/api/map?box={one['lon']},{one['lat']},{one['lon']},{one['lat']}").get_json()["records"]
     assert located[0]["id"] in [r["id"] for r in tight] and len(tight) < len(located)
-    assert len(client.get("/api/map?box=-61,-5,-59,-2&limit=2").get_json()["records"]) == 2
+    capped = client.get("/api/map?box=-61,-5,-59,-2&limit=2").get_json()
+    assert len(capped["records"]) == 2 and capped["more"] is True and answer["more"] is False
+    alerts = client.get("/api/map?box=-61,-5,-59,-2&alerts=1&unit=unit-1").get_json()["records"]
+    assert [r["id"] for r in alerts] == [r["id"] for r in located if r["alert"] and r["device"] == "unit-1"]
+    window = client.get("/api/map?box=-61,-5,-59,-2&from=2026-05-01T00:00:04Z&to=2026-05-01T00:00:07Z").get_json()
+    assert [r["id"] for r in window["records"]] == [r["id"] for r in located if "00:00:04" <= r["time"][11:19] <= "00:00:07"]
     assert client.get("/api/map?box=-59,-5,-61,-2").status_code == 400  # west > east
     assert client.get("/api/map?box=1,2,3").status_code == 400
     assert client.get("/api/map?box=-61,-5,-59,-2&limit=0").status_code == 400
@@ -45,6 +50,8 @@ def test_an_area_record_is_on_the_map_with_its_polygon(client, web):
     assert abs(shown["lat"] - -3.59) < 1e-9 and abs(shown["lon"] - -59.69) < 1e-9  # the square's middle
     assert shown["area"]["polygon"] == area["area"]["polygon"] and shown["area"]["hectares"] == 49.3
     assert client.get("/api/map?box=-59.66,-3.60,-59.60,-3.50").get_json()["records"] == []  # beside it
+    straddling = client.get("/api/map?box=-59.685,-3.65,-59.60,-3.55").get_json()["records"]  # not its centroid
+    assert [r["id"] for r in straddling] == [area["id"]]
     listed = {r["id"]: r for r in client.get("/api/detections?unit=drone-1").get_json()["records"]}
     assert listed[area["id"]]["area"]["tiles"] == 3 and listed[area["id"]]["lat"] == shown["lat"]  # the list's map too
 

@@ -1,5 +1,6 @@
 // The page: filters, the live list of events (polling /api/detections with `since`), unit health.
-// The map (map.js) and the evidence panel (evidence.js) are fed from here.
+// The map (map.js) asks for what is in its view itself; it gets the filters, the live records and the
+// verdicts from here, as the evidence panel (evidence.js) gets the record to show.
 import { api, ago, el, score, setCsrf, VERDICTS, when } from "./dom.js";
 import { openEvidence } from "./evidence.js";
 import { createMap } from "./map.js";
@@ -53,26 +54,29 @@ function applyFilters() {
   state.groups.clear();
   clearTimeout(state.timer);
   render();
+  if (state.map) state.map.setFilters(filters);
   poll();
 }
 
 async function poll() {
   const params = new URLSearchParams({ ...state.filters, limit: state.cursor === null ? "500" : "1000" });
   if (state.cursor !== null) params.set("since", String(state.cursor));
-  const live = document.getElementById("live");
+  const status = document.getElementById("live");
   try {
     const answer = await api(`/api/detections?${params}`);
-    const fresh = merge(answer.records, state.cursor !== null);
+    const live = state.cursor !== null;  // a poll: what arrived since the first page
+    const fresh = merge(answer.records, live);
     state.cursor = answer.cursor;
-    live.textContent = `live · updated ${new Date().toLocaleTimeString()}`;
-    live.className = "";
+    status.textContent = `live · updated ${new Date().toLocaleTimeString()}`;
+    status.className = "";
     if (fresh) {
       render();
       loadFacets();
     }
+    if (live && state.map) state.map.addLive(answer.records);
   } catch (error) {
-    live.textContent = `connection lost (${error.message}); retrying`;
-    live.className = "error";
+    status.textContent = `connection lost (${error.message}); retrying`;
+    status.className = "error";
   }
   state.timer = setTimeout(poll, (state.config.poll_s || 2) * 1000);
 }
@@ -107,7 +111,6 @@ function render() {
   const list = document.getElementById("events");
   list.replaceChildren(...groups.map(({ group, head }) => item(group, head)));
   document.getElementById("count").textContent = `(${groups.length}${state.groups.size > MAX_GROUPS ? "+" : ""})`;
-  if (state.map) state.map.showDetections(groups.map((g) => g.head));
 }
 
 function item(group, head) {
@@ -138,6 +141,7 @@ async function show(id) {
       }
     }
     render();
+    if (state.map) state.map.reviewed(review);
   });
   if (detail && state.map) state.map.focus(detail);
 }
