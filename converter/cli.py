@@ -117,6 +117,12 @@ def _label_factor(text: str) -> tuple[str, float]:
     return label, value
 
 
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number of false alarms >= 0, got {text}")
+    return int(text)
+
+
 def _rate(text: str) -> float:
     value = float(text)
     if not value >= 0:
@@ -141,7 +147,11 @@ def add_calibration_parsers(sub) -> None:
     o.add_argument("--out", type=Path, help="the new bundle (default: BUNDLE itself); metrics.json, report.md and events.png beside it are updated")
     o.add_argument("--hold-out-groups", default="", metavar="G,...", help="as the bundle was made with")
     o.add_argument("--seed", type=int, default=0)
-    o.add_argument("--target-fa-per-hour", type=_rate, default=1.0, help="false alarms per hour of background to aim at (default 1)")
+    target = o.add_mutually_exclusive_group()
+    target.add_argument("--target-fa-per-hour", type=_rate, default=1.0, help="false alarms per hour of background to aim at, "
+                        "raised to 3 false alarms in the validation hours when that is more (the rule of three; default 1)")
+    target.add_argument("--max-false-alarms", type=_count, metavar="N", help="at most N false alarms on the validation "
+                        "background instead, whatever its hours (2: the exact 95 %% bound for zero, 2.996, rounded down)")
     o.add_argument("--source", default="", help="how the data is named in the manifest")
     o.add_argument("--version", help="the new bundle's version (default: the bundle's)")
 
@@ -293,7 +303,8 @@ def cmd_operating_point(args) -> int:
 
     options = ReleaseOptions(labels=args.labels, out=args.out or args.bundle, seed=args.seed, source=args.source,
                              hold_out_groups=tuple(g.strip() for g in args.hold_out_groups.split(",") if g.strip()),
-                             target_fa_per_hour=args.target_fa_per_hour, version=args.version)
+                             target_fa_per_hour=args.target_fa_per_hour, version=args.version,
+                             max_false_alarms=args.max_false_alarms)
     events = rechoose(args.bundle, args.data, options)
     t = events["test"]["chosen"]
     print(f"{events['how']}\ntest: event recall {t['event_recall']} ({t['detected']}/{t['machinery_clips']}), "
