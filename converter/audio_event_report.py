@@ -52,7 +52,9 @@ def event_lines(m: dict) -> list[str]:
              f"alarm on validation is {v['rate_of_one_false_alarm']:.1f} per hour, and seeing none still allows up "
              f"to {v['zero_false_alarms_bound_per_hour']:.1f} per hour (95 %). So {target['asked']:g} per hour asked "
              f"means no false alarm at all on validation; the target used was {target['used']:.3g} per hour"
-             + (" (3 false alarms in its hours, the finest rate it can resolve)" if target["used"] > target["asked"] else "")
+             + (f" ({target['max_false_alarms']} false alarms in its hours, fixed by the release rule)"
+                if "max_false_alarms" in target else
+                " (3 false alarms in its hours, the finest rate it can resolve)" if target["used"] > target["asked"] else "")
              + ". These background clips are dense, hard sound events (rain, helicopters, fire, dogs), not a "
              "site's quiet hours: per hour of a real site the rate will differ, and `nv-convert calibrate` on a "
              "unit's score log measures it there.", "",

@@ -8,7 +8,10 @@ The target is false alarms per hour of background audio. A short stretch of back
 rate: seeing no false alarm in h hours still allows a rate of about 3 / h (the rule of three; the exact 95 %
 bound of a Poisson count of zero is 2.996 / h). Aiming lower than that picks whichever extreme setting
 happens to dodge the few confusable clips of that data; so the target used is the one asked, or 3 false
-alarms in the data's hours when that is more, and the choice says so.
+alarms in the data's hours when that is more, and the choice says so. A release rule may fix the number
+instead (`max_false_alarms`, `nv-convert operating-point --max-false-alarms N`): at most N false alarms on
+the data chosen on, whatever its hours; N = 2 is the exact bound (2.996 false alarms in the data's hours
+for zero seen) rounded down.
 """
 
 from __future__ import annotations
@@ -31,8 +34,13 @@ def background_hours(clips: Sequence[ScoredClip]) -> float:
     return sum(c.duration_s for c in clips if not c.alert) / 3600
 
 
-def resolvable_target(asked: float, hours: float) -> float:
-    """The target used: `asked`, or RESOLVABLE_FALSE_ALARMS in `hours`, the finest rate they can tell from zero."""
+def resolvable_target(asked: float, hours: float, max_false_alarms: int | None = None) -> float:
+    """The target used: `asked`, or RESOLVABLE_FALSE_ALARMS in `hours`, the finest rate they can tell from zero.
+    With `max_false_alarms`: that many false alarms in `hours`, in place of both."""
+    if max_false_alarms is not None:
+        if max_false_alarms < 0:
+            raise ValueError(f"the false alarms allowed must be >= 0, got {max_false_alarms}")
+        return max_false_alarms / hours if hours > 0 else math.inf
     return max(asked, RESOLVABLE_FALSE_ALARMS / hours) if hours > 0 else math.inf
 
 
@@ -44,18 +52,21 @@ class Selection:
     used: float  # after the resolution floor
     hours: float  # of background
     by_recall: bool  # False: no machinery in the data, the least strict setting within the target was taken
+    max_false_alarms: int | None = None  # the target was this many false alarms in `hours` (not `asked`)
 
 
 def select(clips: Sequence[ScoredClip], labels: Sequence[str], groups: dict[str, tuple[str, ...]],
            base: dict | None, asked: float = DEFAULT_TARGET_FA_PER_HOUR, before: dict | None = None,
-           rules: Sequence[dict] = RULES, thresholds: Sequence[float] = THRESHOLDS, quick: bool = False) -> Selection:
+           rules: Sequence[dict] = RULES, thresholds: Sequence[float] = THRESHOLDS, quick: bool = False,
+           max_false_alarms: int | None = None) -> Selection:
     """With machinery in `clips`: the most event recall within the target over rules x thresholds (and
     `before`, the setting in use, when given). Background only: recall cannot be measured, so the rule in
     use is kept and thresholds are only raised, each to at least t for t ascending, until the target is met.
     `quick` stops counting a point's false alarms once it is out of the target (hours of score logs): the
-    choice is the same, but those points' figures are lower bounds."""
+    choice is the same, but those points' figures are lower bounds. `max_false_alarms`: the target is that
+    many false alarms in the clips' hours of background, in place of `asked` and the rule-of-three floor."""
     hours = background_hours(clips)
-    used = resolvable_target(asked, hours)
+    used = resolvable_target(asked, hours, max_false_alarms)
     budget = math.floor(used * hours * (1 + 1e-9)) if quick and math.isfinite(used) else None
     if any(c.alert for c in clips):
         candidates = [{**r, "threshold": float(t)} for r in rules for t in thresholds]
@@ -66,7 +77,7 @@ def select(clips: Sequence[ScoredClip], labels: Sequence[str], groups: dict[str,
         if not choice.reached and budget is not None:  # the fallback compares rates: count them all
             points = [evaluate(clips, labels, groups, p, base) for p in candidates]
             choice = choose(points, used)
-        return Selection(choice, points, asked, used, hours, True)
+        return Selection(choice, points, asked, used, hours, True, max_false_alarms)
     if before is None:
         raise ValueError("background-only data needs the setting in use to start from")
     start = thresholds_of(before, groups)
@@ -78,7 +89,7 @@ def select(clips: Sequence[ScoredClip], labels: Sequence[str], groups: dict[str,
     if not choice.reached and budget is not None:
         points = [evaluate(clips, labels, groups, p, base) for p in candidates]
         choice = first_within(points, used)
-    return Selection(choice, points, asked, used, hours, False)
+    return Selection(choice, points, asked, used, hours, False, max_false_alarms)
 
 
 def rule_keys(params: dict) -> dict:
@@ -101,7 +112,10 @@ def how(selection: Selection, groups: dict[str, tuple[str, ...]], where: str, by
     t = thresholds_of(p.params, groups)
     shown = ", ".join(f"{g} >= {v:g}" for g, v in t.items())
     target = f"at most {selection.used:.3g} false alarms per hour of background"
-    if selection.used > selection.asked:
+    if selection.max_false_alarms is not None:
+        target = (f"at most {selection.max_false_alarms} false alarms in its {selection.hours:.3g} h of background "
+                  f"({selection.used:.3g} per hour)")
+    elif selection.used > selection.asked:
         target += f" ({selection.asked:g} asked; {selection.hours:.3g} h of background cannot show less)"
     aim = "the most machinery clips with an event" if selection.by_recall else "the least strict thresholds"
     reached = "" if selection.choice.reached else "; NO setting reached the target, the one with the fewest was taken"
@@ -117,12 +131,16 @@ def provenance(selection: Selection, groups: dict[str, tuple[str, ...]], *, by: 
     out = {"how": how(selection, groups, where, by, date), "by": by, "date": date, "data": data,
            "groups": {g: list(m) for g, m in groups.items()}, "hop_s": hop_s, "rms_gate_dbfs": rms_gate_dbfs,
            "background_hours": round(selection.hours, 4),
-           "target_fa_per_hour": {"asked": selection.asked, "used": round(selection.used, 3),
-                                  "reached": selection.choice.reached},
+           "target_fa_per_hour": _target(selection),
            "after": figures(point), "before": None if before is None else figures(before)}
     if previous:
         out["previous"] = {k: previous.get(k) for k in ("how", "by", "date")}
     return out
+
+
+def _target(selection: Selection) -> dict:
+    out = {"asked": selection.asked, "used": round(selection.used, 3), "reached": selection.choice.reached}
+    return out if selection.max_false_alarms is None else out | {"max_false_alarms": selection.max_false_alarms}
 
 
 def apply(manifest: Manifest, groups: dict[str, tuple[str, ...]], point: Point, record: dict) -> Manifest:
@@ -159,7 +177,7 @@ def event_metrics(selection: Selection, val: Sequence[ScoredClip], test: Sequenc
     out = {
         "groups": {g: list(m) for g, m in groups.items()}, "hop_s": hop_s, "rms_gate_dbfs": rms_gate_dbfs,
         "base_rules": dict(base or {}),
-        "target_fa_per_hour": {"asked": selection.asked, "used": round(selection.used, 3), "reached": selection.choice.reached},
+        "target_fa_per_hour": _target(selection),
         "chosen": {"rule": rule_name(point.params), "events": rule_keys(point.params),
                    "thresholds": {g: round(v, 4) for g, v in thresholds_of(point.params, groups).items()},
                    "tied": selection.choice.tied, "eligible": selection.choice.eligible},

@@ -40,6 +40,7 @@ class AudioOptions:
     licences: tuple[str, ...] = ()  # added to the licences found in the data's index
     baseline: bool = False
     target_fa_per_hour: float = 1.0  # the event rule and thresholds are chosen on validation for this
+    class_weight_factors: tuple[tuple[str, float], ...] = ()  # (label, factor): that label's training weight times factor
 
 
 def convert_audio(clips: list[Clip], label_map: LabelMap, out: Path, options: AudioOptions, config: AudioTrainConfig,
@@ -61,6 +62,11 @@ def convert_audio(clips: list[Clip], label_map: LabelMap, out: Path, options: Au
 
     counts = np.bincount(y["train"], minlength=len(labels)).astype(np.float64)
     weights = {k: float(len(y["train"]) / (len(labels) * max(1.0, c))) for k, c in enumerate(counts)}
+    for label, factor in options.class_weight_factors:
+        if label not in labels:
+            raise ValueError(f"--class-weight {label}={factor}: {label!r} is not a label (labels: {', '.join(labels)})")
+        weights[labels.index(label)] *= factor
+    log("class weights: " + ", ".join(f"{label} {weights[k]:.3f}" for k, label in enumerate(labels)))
     background = win["train"].features[~np.isin(y["train"], [labels.index(a) for a in alert])]
     baseline = None
     if options.baseline:
@@ -101,7 +107,9 @@ def convert_audio(clips: list[Clip], label_map: LabelMap, out: Path, options: Au
     metrics["alerts_at_thresholds"] = alert_report(win["test"], verified.test_int8, labels, thresholds)
     metrics["split"] = _split_metrics(parts, win, labels, options)
     metrics["training"] = {"seconds": round(history.seconds, 1), "best_epoch": history.best_epoch, "epochs": history.epochs,
-                           "config": {k: v for k, v in config.__dict__.items()}}
+                           "config": {k: v for k, v in config.__dict__.items()},
+                           "class_weights": {label: round(weights[k], 4) for k, label in enumerate(labels)},
+                           "class_weight_factors": dict(options.class_weight_factors)}
     metrics["features"] = {**spec.to_dict(), "window_s": round(spec.window_s, 4), "train_hop_s": options.train_hop_s, "eval_hop_s": options.eval_hop_s,
                            "clip_score": "mean of window scores; clip alerts when any window reaches its threshold"}
     metrics["labels"] = list(labels)

@@ -37,6 +37,7 @@ class ReleaseOptions:
     rms_gate_dbfs: float | None = DEFAULT_RMS_GATE_DBFS
     source: str = ""  # how the data is named in the manifest's provenance (default: its path)
     version: str | None = None  # the new bundle's version (default: the bundle's)
+    max_false_alarms: int | None = None  # at most this many on validation, in place of the per-hour target
 
 
 def rechoose(bundle_path: Path, data: Path, options: ReleaseOptions) -> dict:
@@ -68,7 +69,8 @@ def rechoose(bundle_path: Path, data: Path, options: ReleaseOptions) -> dict:
 
     val, test = scored("val"), scored("test")
     base = dict(manifest.events or {})
-    selection = select(val, manifest.labels, groups, base, options.target_fa_per_hour)
+    selection = select(val, manifest.labels, groups, base, options.target_fa_per_hour,
+                       max_false_alarms=options.max_false_alarms)
     old_groups = alert_groups(manifest)
     before = (before_params(manifest, old_groups), old_groups, "the bundle as it was")
     events = event_metrics(selection, val, test, manifest.labels, groups, base, before,

@@ -44,6 +44,7 @@ class AudioTrainConfig:
     time_mask_frames: int = 10
     freq_masks: int = 2
     freq_mask_bands: int = 8
+    label_smoothing: float = 0.0  # > 0: targets (1 - s) on the label, s spread over all labels
 
 
 def build_model(input_shape: tuple[int, int, int], n_labels: int, config: AudioTrainConfig):
@@ -134,7 +135,8 @@ def train(
 
     def make_batch(idx):
         x = augment(train_x[idx], background, rng, config) if config.augment else train_x[idx]
-        return normalise(x, spec), train_y[idx], weights[train_y[idx]]
+        target = train_y[idx] if not config.label_smoothing else np.eye(len(labels), dtype=np.float32)[train_y[idx]]
+        return normalise(x, spec), target, weights[train_y[idx]]
 
     history = History()
     best = Best()
@@ -142,7 +144,8 @@ def train(
     start = time.time()
     steps = int(np.ceil(len(train_x) / config.batch)) * config.epochs
     model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(config.lr, steps)),
-                  loss="sparse_categorical_crossentropy")
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+                  if config.label_smoothing else "sparse_categorical_crossentropy")
     model.fit(shuffled_feed(len(train_x), config.batch, rng, make_batch), epochs=config.epochs, verbose=verbose,
               callbacks=[keep_best(val_in, val_y, labels, history, best, config.patience,
                                    "fine-tune" if config.weights else "scratch")])

@@ -100,9 +100,29 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--licence", action="append", default=[], help="licence of the data, added to those in index.csv (repeatable)")
     a.add_argument("--baseline", action="store_true", help="also score a logistic regression on per-band log-mel statistics (same split)")
     a.add_argument("--target-fa-per-hour", type=_rate, default=1.0, help="event rule and thresholds are chosen on validation for at most this many false alarms per hour of background (default 1)")
+    a.add_argument("--class-weight", type=_label_factor, action="append", default=[], metavar="LABEL=W",
+                   help="multiply LABEL's training weight (inverse frequency by default) by W, e.g. background=2 (repeatable)")
+    a.add_argument("--label-smoothing", type=_fraction, default=0.0, help="train towards (1 - S) on the label, S spread over all labels (default 0)")
     add_calibration_parsers(sub)
     image_commands.add_parsers(sub)
     return parser
+
+
+def _label_factor(text: str) -> tuple[str, float]:
+    label, sep, factor = text.partition("=")
+    try:
+        value = float(factor)
+    except ValueError:
+        value = -1.0
+    if not sep or not label or not value > 0:
+        raise argparse.ArgumentTypeError(f"expected LABEL=W with W > 0, e.g. background=2, got {text}")
+    return label, value
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number of false alarms >= 0, got {text}")
+    return int(text)
 
 
 def _rate(text: str) -> float:
@@ -129,7 +149,11 @@ def add_calibration_parsers(sub) -> None:
     o.add_argument("--out", type=Path, help="the new bundle (default: BUNDLE itself); metrics.json, report.md and events.png beside it are updated")
     o.add_argument("--hold-out-groups", default="", metavar="G,...", help="as the bundle was made with")
     o.add_argument("--seed", type=int, default=0)
-    o.add_argument("--target-fa-per-hour", type=_rate, default=1.0, help="false alarms per hour of background to aim at (default 1)")
+    target = o.add_mutually_exclusive_group()
+    target.add_argument("--target-fa-per-hour", type=_rate, default=1.0, help="false alarms per hour of background to aim at, "
+                        "raised to 3 false alarms in the validation hours when that is more (the rule of three; default 1)")
+    target.add_argument("--max-false-alarms", type=_count, metavar="N", help="at most N false alarms on the validation "
+                        "background instead, whatever its hours (2: the exact 95 %% bound for zero, 2.996, rounded down)")
     o.add_argument("--source", default="", help="how the data is named in the manifest")
     o.add_argument("--version", help="the new bundle's version (default: the bundle's)")
 
@@ -245,12 +269,13 @@ def cmd_audio(args) -> int:
         max_drop_pp=args.max_drop, rep_samples=args.rep_samples, seed=args.seed, train_hop_s=args.train_hop,
         hold_out_groups=tuple(g.strip() for g in args.hold_out_groups.split(",") if g.strip()),
         source=args.source, licences=tuple(args.licence), baseline=args.baseline,
-        target_fa_per_hour=args.target_fa_per_hour,
+        target_fa_per_hour=args.target_fa_per_hour, class_weight_factors=tuple(args.class_weight),
     )
     if args.weights is not None and not Path(args.weights).is_file():
         raise UsageError(f"--weights {args.weights}: no such file (give a MobileNetV2 no-top .h5 whose alpha is --alpha)")
     config = AudioTrainConfig(arch=args.arch, alpha=args.alpha, weights=args.weights, cut_at=args.cut_at, width=args.width,
-                              epochs=args.epochs, batch=args.batch, lr=args.lr, patience=args.patience, seed=args.seed, augment=not args.no_augment)
+                              epochs=args.epochs, batch=args.batch, lr=args.lr, patience=args.patience, seed=args.seed, augment=not args.no_augment,
+                              label_smoothing=args.label_smoothing)
     try:
         result = convert_audio(clips, label_map, args.out, options, config, root=args.data)
     except QuantizationDropError as exc:
@@ -280,7 +305,8 @@ def cmd_operating_point(args) -> int:
 
     options = ReleaseOptions(labels=args.labels, out=args.out or args.bundle, seed=args.seed, source=args.source,
                              hold_out_groups=tuple(g.strip() for g in args.hold_out_groups.split(",") if g.strip()),
-                             target_fa_per_hour=args.target_fa_per_hour, version=args.version)
+                             target_fa_per_hour=args.target_fa_per_hour, version=args.version,
+                             max_false_alarms=args.max_false_alarms)
     events = rechoose(args.bundle, args.data, options)
     t = events["test"]["chosen"]
     print(f"{events['how']}\ntest: event recall {t['event_recall']} ({t['detected']}/{t['machinery_clips']}), "

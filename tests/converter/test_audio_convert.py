@@ -31,7 +31,8 @@ def converted(tmp_path_factory):
     (tmp / "map.toml").write_text(MAP)
     out = tmp / "out" / "tiny-audio.nvm"
     proc = nv_convert("audio", str(tmp / "data"), "--labels", str(tmp / "map.toml"), "--out", str(out), "--name", "tiny-audio",
-                      "--source", "synthetic clips", "--licence", "CC0-1.0", "--hold-out-groups", "hum/hum2", *TRAIN_ARGS)
+                      "--source", "synthetic clips", "--licence", "CC0-1.0", "--hold-out-groups", "hum/hum2", *TRAIN_ARGS,
+                      "--class-weight", "background=2", "--label-smoothing", "0.05")
     return {"proc": proc, "out": out, "data": tmp / "data"}
 
 
@@ -62,6 +63,29 @@ def test_metrics_json_has_window_clip_and_binary_figures(converted):
     assert m["test_clip"]["int8"]["labels"]["balanced_accuracy"] >= 0.8
     assert m["agreement"]["int8_vs_float32"] >= 0.9 and m["agreement"]["int8_litert_vs_tflite_runtime"] >= 0.95
     assert set(m["thresholds"]) == {"engine", "saw"} and set(m["alerts_at_thresholds"]) == {"window", "clip_any_window"}
+
+
+def test_class_weight_and_label_smoothing_reach_the_training(converted):
+    t = json.loads((converted["out"].parent / "metrics.json").read_text())["training"]
+    counts = json.loads((converted["out"].parent / "metrics.json").read_text())["split"]["per_label_windows"]["train"]
+    n, k = sum(counts.values()), len(counts)
+    for label, c in counts.items():
+        factor = 2.0 if label == "background" else 1.0
+        assert t["class_weights"][label] == pytest.approx(factor * n / (k * c), abs=1e-4), label
+    assert t["class_weight_factors"] == {"background": 2.0} and t["config"]["label_smoothing"] == 0.05
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--class-weight", "background"], "expected LABEL=W with W > 0"),
+    (["--class-weight", "background=0"], "expected LABEL=W with W > 0"),
+    (["--class-weight", "rain=2"], "'rain' is not a label"),
+    (["--label-smoothing", "1.5"], "between 0 and 1"),
+])
+def test_bad_class_weights_and_smoothing_are_refused(converted, args, message):
+    proc = nv_convert("audio", str(converted["data"]), "--labels", str(converted["out"].parent.parent / "map.toml"),
+                      "--out", str(converted["out"].parent.parent / "refused" / "x.nvm"), *TRAIN_ARGS, *args)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
+    assert not (converted["out"].parent.parent / "refused" / "x.nvm").exists()
 
 
 def test_manifest_carries_the_front_end(converted):

@@ -11,9 +11,9 @@ import pytest
 from audiofiles import scripted, write_wav
 
 from converter.audio_events import ScoredClip, curve, evaluate, rules_of, run_clip, thresholds_of
-from converter.audio_operating import resolvable_target, select
+from converter.audio_operating import how, resolvable_target, select
 from converter.audio_scoring import LabelledClip, load_scored, save_scored, score_clips
-from converter.operating_points import choose
+from converter.operating_points import choose, poisson_upper
 from edge.decisions.events import EventTracker
 from edge.model.loaded import load_model
 
@@ -83,6 +83,36 @@ def test_a_target_below_what_the_background_can_show_is_raised_and_said():
     selection = select(data(), LABELS, MACHINERY, BASE, 1.0, rules=RULES, thresholds=(0.5, 0.6, 0.8))
     assert selection.used == pytest.approx(3 / (20 / 3600)) and selection.by_recall
     assert selection.choice.point.params["rule"] == "k_of_n" and selection.choice.point.params["k"] == 1
+
+
+def release_data() -> list[ScoredClip]:
+    """Where allowing 2 or 3 false alarms decides: 4 steady machines every rule finds, 2 brief ones only a
+    single window finds, and 3 background clips with one spike each (20 s of background)."""
+    steady = [clip([0.7] * 8, True, f"m{k}", "engine_idling") for k in range(4)]
+    brief = [clip([0.1, 0.1, 0.9, 0.1, 0.1, 0.1, 0.1, 0.1], True, f"b{k}", "drilling") for k in range(2)]
+    spikes = [clip([0.1] * 3 + [0.95] + [0.1] * 5, False, f"s{k}", "rain") for k in range(3)]
+    return steady + brief + spikes + [clip([0.1] * 9, False, "quiet", "rain")]
+
+
+def test_a_fixed_number_of_false_alarms_replaces_the_rule_of_three():
+    clips = release_data()
+    assert resolvable_target(1.0, 0.1, max_false_alarms=2) == pytest.approx(20.0), "2 in 0.1 h, whatever was asked"
+    assert resolvable_target(1000.0, 0.1, max_false_alarms=0) == 0.0
+    with pytest.raises(ValueError, match=">= 0"):
+        resolvable_target(1.0, 0.1, max_false_alarms=-1)
+    three = select(clips, LABELS, MACHINERY, BASE, 1.0, rules=RULES, thresholds=(0.5, 0.6, 0.8))
+    assert three.choice.point.params == {"rule": "k_of_n", "k": 1, "n": 1, "threshold": 0.5}
+    assert (three.choice.point.detected, three.choice.point.false_alarms) == (6, 3), "rule of three: the spikes admitted"
+    two = select(clips, LABELS, MACHINERY, BASE, 1.0, rules=RULES, thresholds=(0.5, 0.6, 0.8), max_false_alarms=2)
+    assert two.used == pytest.approx(2 / (20 / 3600)) and two.max_false_alarms == 2 and two.choice.reached
+    assert (two.choice.point.detected, two.choice.point.false_alarms) == (4, 0), "1 of 1 has 3: out"
+    assert two.choice.point.params == {"rule": "mean", "window": 3, "threshold": 0.6}, "the middle of the 4 tied"
+    exact = choose(two.points, poisson_upper(0) / (20 / 3600))
+    assert exact.point == two.choice.point, "2 false alarms = the exact 95 % bound for zero (2.996) rounded down"
+    assert "at most 2 false alarms in its 0.00556 h of background (360 per hour)" in how(two, MACHINERY, "x", "y", "d")
+    none = select(clips, LABELS, MACHINERY, BASE, 1e6, rules=({"rule": "k_of_n", "k": 1, "n": 1},), thresholds=(0.5, 0.8),
+                  max_false_alarms=2)
+    assert not none.choice.reached and none.choice.point.false_alarms == 3, "nothing within 2: the fewest, said so"
 
 
 def test_background_only_keeps_the_rule_and_only_raises_thresholds():

@@ -74,6 +74,24 @@ def test_metrics_report_and_plot_beside_it(released):
     assert "test: event recall" in released["proc"].stdout
 
 
+def test_a_release_rule_s_number_of_false_alarms_is_the_target(released):
+    tmp = released["tmp"]
+    proc = operating_point(tmp / "model" / "tiny.nvm", tmp / "data", "--labels", tmp / "map.toml",
+                           "--max-false-alarms", "0", "--out", tmp / "strict" / "tiny.nvm")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    e = json.loads((tmp / "strict" / "metrics.json").read_text())["events"]
+    assert e["target_fa_per_hour"]["max_false_alarms"] == 0 and e["target_fa_per_hour"]["used"] == 0.0
+    assert e["target_fa_per_hour"]["reached"] and e["validation"]["chosen"]["false_alarms"] == 0
+    how = read_bundle(tmp / "strict" / "tiny.nvm").manifest.metrics["operating_point"]["how"]
+    assert "at most 0 false alarms in its" in how
+    assert "fixed by the release rule" in (tmp / "strict" / "report.md").read_text()
+    both = operating_point(tmp / "model" / "tiny.nvm", tmp / "data", "--labels", tmp / "map.toml", "--max-false-alarms", "2",
+                           "--target-fa-per-hour", "1", "--out", tmp / "x.nvm")
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+    bad = operating_point(tmp / "model" / "tiny.nvm", tmp / "data", "--labels", tmp / "map.toml", "--max-false-alarms", "-1")
+    assert bad.returncode == 2 and "whole number of false alarms" in bad.stderr
+
+
 def test_a_different_split_from_the_one_the_bundle_was_made_with_is_refused(released):
     tmp = released["tmp"]
     (tmp / "model" / "metrics.json").write_text(json.dumps({"split": {"train": 1, "val": 1, "test": 1}}))
