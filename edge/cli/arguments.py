@@ -77,16 +77,6 @@ def overlap(text: str) -> float:
     return value
 
 
-def ground_resolution(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected metres per pixel like 0.05, got {text!r}") from None
-    if not 0 < value < 1e6:
-        raise argparse.ArgumentTypeError(f"a ground resolution is a positive number of metres per pixel, got {value}")
-    return value
-
-
 def positive(kind: str, minimum: int = 1):
     def parse(text: str) -> int:
         try:

@@ -27,9 +27,10 @@ from edge.image.footage import video_records
 from edge.image.records import image_record
 from edge.image.thumbnail import best_tile_jpeg
 from edge.image.video import is_video_file
+from edge.model.bundle import BundleError
 from edge.model.loaded import Model, load_model
 from edge.records.record import error_record, event_record, iso_utc
-from edge.service import journal
+from edge.service import journal, orthos
 from edge.service.context import Context, drain
 from edge.sources.factory import build_sources
 from edge.sources.item import Item
@@ -75,6 +76,9 @@ class ImagePipeline:
         if item.path is not None and is_video_file(item.path):
             self._video(source, item)
             return
+        if item.path is not None and orthos.is_ortho(item.path):
+            self._ortho(source, item)
+            return
         chosen, record = self.classify(item)
         if record is None:  # the file went away while being read (card pulled): not done, not lost
             source.release(item)
@@ -107,6 +111,30 @@ class ImagePipeline:
             if thumb:
                 thumbs[record["id"]] = thumb
         ctx.keep(records, thumbs)
+
+    def _ortho(self, source, item: Item) -> None:
+        """A georeferenced GeoTIFF: scanned as `nv-edge scan` does; one record per mining area."""
+        ctx, cfg = self.ctx, self.ctx.cfg
+        chosen = orthos.scan_model(self.models)
+        try:
+            if chosen is None:
+                raise orthos.OrthoError(f"{item.path}: is an orthomosaic, and no image model of this unit learnt a ground "
+                                         "resolution to scan it at; add one under [image] models")
+            summary = orthos.scan_ortho(item.path, chosen, state_dir=cfg.device.state_dir, record_id=item.record_id,
+                                        device=cfg.device.id, backend=cfg.image.backend, threads=cfg.image.threads,
+                                        on_tiles=lambda n: ctx.liveness.beat(self.name))
+            records = summary.records
+        except (orthos.OrthoError, BundleError, ValueError) as exc:
+            model = (chosen or self.models[0]).model
+            records = [error_record(source=item.origin, error=str(exc), device=cfg.device.id, model=model.identity)]
+            records[0]["id"] = item.record_id
+        ctx.keep(records)
+        ctx.outbox.flush()  # durable before the source forgets the item
+        failed = any("error" in r for r in records)
+        source.done(item, "error" if failed else ("alert" if records else "ok"))
+        ctx.counters.add(frames=1)
+        journal.event(log, logging.INFO, "orthomosaic scanned", source=item.origin, areas=0 if failed else len(records),
+                      error=records[0].get("error") if failed else None)
 
     def _video(self, source, item: Item) -> None:
         """One record per sampled frame, each kept as it is made (a long video is never held in memory), with
