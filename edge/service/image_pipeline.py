@@ -124,9 +124,15 @@ class ImagePipeline:
                                         device=cfg.device.id, backend=cfg.image.backend, threads=cfg.image.threads,
                                         on_tiles=lambda n: ctx.liveness.beat(self.name))
             records = summary.records
-        except (orthos.OrthoError, BundleError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - one bad ortho must never stop the service, as for frames
+            if not item.path.exists():  # the card was pulled mid-scan: offer it again (same id, the scan resumes)
+                journal.event(log, logging.WARNING, "orthomosaic vanished while being scanned; will retry", source=item.origin)
+                source.release(item)
+                return
+            known = isinstance(exc, (orthos.OrthoError, BundleError, ValueError))
+            error = str(exc) if known else f"{item.origin}: unexpected {type(exc).__name__}: {exc}"
             model = (chosen or self.models[0]).model
-            records = [error_record(source=item.origin, error=str(exc), device=cfg.device.id, model=model.identity)]
+            records = [error_record(source=item.origin, error=error, device=cfg.device.id, model=model.identity)]
             records[0]["id"] = item.record_id
         ctx.keep(records)
         ctx.outbox.flush()  # durable before the source forgets the item

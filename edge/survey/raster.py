@@ -105,11 +105,21 @@ class WindowReader:
         self._src = rasterio.open(ortho.path)
 
     def read(self, col: int, row: int, width: int, height: int, out_w: int, out_h: int) -> np.ndarray | None:
-        """The window resampled to (out_h, out_w, 3) uint8; None when less than MIN_VALID of it is ortho."""
-        from rasterio.enums import Resampling
+        """The window resampled to (out_h, out_w, 3) uint8; None when less than MIN_VALID of it is ortho.
+        Raises SurveyError, naming the file and the window, for pixels that cannot be read."""
+        from rasterio.errors import RasterioIOError
         from rasterio.windows import Window
 
         window = Window(col, row, width, height)
+        try:
+            return self._read(window, out_w, out_h)
+        except RasterioIOError as exc:  # a damaged block, a file cut short
+            raise SurveyError(f"{self.ortho.path}: cannot read its pixels at x {col}, y {row} ({width} x {height} px): "
+                              f"{exc}; the file is damaged or was cut short: copy it again") from None
+
+    def _read(self, window, out_w: int, out_h: int) -> np.ndarray | None:
+        from rasterio.enums import Resampling
+
         if self.ortho.masked:
             # 0 (no ortho) or 255, filtered like the pixels: its mean is the valid fraction (GDAL's nearest was slower)
             mask = self._src.read_masks(1, window=window, out_shape=(out_h, out_w), resampling=Resampling.bilinear)

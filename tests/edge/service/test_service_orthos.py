@@ -102,3 +102,20 @@ def test_an_ortho_on_a_unit_without_a_scaled_model_is_an_error_record_naming_it(
     p.ctx.outbox.close()
     (record,) = detections(tmp_path)
     assert "flight8.tif: is an orthomosaic" in record["error"] and "learnt a ground resolution" in record["error"]
+
+
+def test_a_torn_ortho_is_an_error_record_and_the_next_file_is_still_classified(tiny_scaled, tmp_path):
+    (tmp_path / "in").mkdir()
+    torn = write_ortho(tmp_path / "in" / "a_torn.tif", 6 * 32, 6 * 32, crs=UTM_21S,
+                       transform=north_up(*UTM_ORIGIN, 5.0, 5.0), red_boxes=[(32, 32, 96, 64)], strip=32)
+    data = torn.read_bytes()
+    torn.write_bytes(data[: len(data) * 2 // 3])  # the card filled up while it was copied: the header stays
+    whole = write_ortho(tmp_path / "in" / "b_whole.tif", 6 * 32, 3 * 32, crs=UTM_21S,
+                        transform=north_up(*UTM_ORIGIN, 5.0, 5.0), red_boxes=[(32, 32, 96, 64)])
+    p = pipeline(tmp_path, tiny_scaled)
+    run_once(p)
+    p.ctx.outbox.close()
+    records = detections(tmp_path)
+    errors = [r for r in records if "error" in r]
+    assert len(errors) == 1 and errors[0]["source"].endswith("a_torn.tif") and "a_torn.tif" in errors[0]["error"]
+    assert [r["area"]["tiles"] for r in records if r["source"].endswith(whole.name)] == [2]

@@ -166,3 +166,15 @@ def test_the_shipped_geotiff_is_the_sample_mosaic_where_its_script_puts_it():
         assert (src.crs.to_epsg(), tuple(src.transform)[:6]) == (32721, (10.0, 0.0, 620_000.0, 0.0, -10.0, 9_340_000.0))
         pixels = np.moveaxis(src.read(), 0, -1)
     assert (pixels == np.asarray(Image.open(mosaic_geotiff.SCENES / "mosaic_a.png").convert("RGB"))).all()
+
+
+def test_a_torn_ortho_says_which_file_and_where_it_could_not_be_read(tiny_scan_model, tmp_path, capsys):
+    torn = write_ortho(tmp_path / "torn.tif", 6 * 32, 6 * 32, crs=UTM_21S, transform=north_up(*UTM_ORIGIN, 5.0, 5.0),
+                       strip=32)
+    data = torn.read_bytes()
+    torn.write_bytes(data[: len(data) * 2 // 3])  # cut short while copied: the header is still there
+    for workers in ("1", "2"):  # a worker process's error reaches this process as the same message
+        code, records, err = run_scan(capsys, torn, "--model", tiny_scan_model, "--out", tmp_path / "t.geojson",
+                                      "--workers", workers, "--fresh")
+        assert code == 2 and records == [] and "Traceback" not in err
+        assert f"{torn}: cannot read its pixels at x " in err and "damaged or was cut short" in err
