@@ -15,14 +15,14 @@ import pytest
 
 pytest.importorskip("rasterio", reason="the survey extra (rasterio, pyproj, shapely) is not installed")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "survey"))
-from orthos import UTM_21S, UTM_ORIGIN, north_up, write_ortho  # noqa: E402
+from orthos import UTM_21S, UTM_ORIGIN, north_up, write_ortho
 
-from edge.config import load_config  # noqa: E402
-from edge.delivery.outbox import Outbox  # noqa: E402
-from edge.records.schemas import load_schema  # noqa: E402
-from edge.service.context import ClockWatch, Context, Counters  # noqa: E402
-from edge.service.image_pipeline import ImagePipeline  # noqa: E402
-from edge.service.liveness import Liveness  # noqa: E402
+from edge.config import load_config
+from edge.delivery.outbox import Outbox
+from edge.records.schemas import load_schema
+from edge.service.context import ClockWatch, Context, Counters
+from edge.service.image_pipeline import ImagePipeline
+from edge.service.liveness import Liveness
 
 VALIDATOR = jsonschema.Draft202012Validator(load_schema("detection"))
 
